@@ -1,0 +1,1 @@
+"""Batch embedding jobs, FAISS index build, metadata store, versioned index directories."""

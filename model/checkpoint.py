@@ -1,0 +1,167 @@
+"""Checkpoints: a directory with ``model.safetensors`` and ``config.json``.
+
+The config records everything inference needs (encoder hyper-parameters, preprocessing) and
+the identity of the frozen text encoder (name, dim, pooling, fingerprint of its outputs on
+fixed sentences). Loading beside a different text encoder is refused. No pickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gaitsearch.model.motion_encoder import MotionEncoder, MotionEncoderConfig
+from gaitsearch.model.preprocess import PreprocessConfig, prepare_batch
+from pydantic import BaseModel, Field, ValidationError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded or used; the message says why."""
+
+
+class TextEncoderInfo(BaseModel):
+    name: str
+    dim: int
+    pooling: str | None = None
+    fingerprint: str
+
+
+class CheckpointConfig(BaseModel):
+    format_version: int = FORMAT_VERSION
+    encoder: MotionEncoderConfig
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    text_encoder: TextEncoderInfo
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def default_checkpoint_path() -> Path:
+    """The shipped checkpoint, trained on the synthetic gait world."""
+    return Path(__file__).resolve().parent / "checkpoints" / "default"
+
+
+class GaitModel:
+    """A loaded checkpoint: preprocessing + motion encoder, ready to embed sequences."""
+
+    def __init__(
+        self,
+        config: CheckpointConfig,
+        encoder: MotionEncoder,
+        fingerprint: str,
+        path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.encoder = encoder.eval()
+        self.fingerprint = fingerprint
+        self.path = path
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self.config.encoder.out_dim
+
+    @property
+    def text_encoder_info(self) -> TextEncoderInfo:
+        return self.config.text_encoder
+
+    def embed_sequences(
+        self,
+        sequences: Sequence[np.ndarray],
+        fps: Sequence[float] | None = None,
+        batch_size: int = 256,
+    ) -> np.ndarray:
+        """``(n, dim)`` float32, L2-normalised; sequences are validated OpenPose-18 arrays."""
+        if fps is None:
+            fps = [25.0] * len(sequences)
+        out = np.zeros((len(sequences), self.dim), dtype=np.float32)
+        for start in range(0, len(sequences), batch_size):
+            stop = start + batch_size
+            x, mask = prepare_batch(sequences[start:stop], fps[start:stop], self.config.preprocess)
+            with torch.inference_mode():
+                emb = self.encoder(torch.from_numpy(x), torch.from_numpy(mask))
+                emb = torch.nn.functional.normalize(emb, dim=-1)
+            out[start:stop] = emb.numpy()
+        return out
+
+    def check_text_encoder(self, fingerprint: str, name: str = "") -> None:
+        """Refuse a text encoder other than the one this checkpoint was trained with."""
+        want = self.config.text_encoder
+        if fingerprint != want.fingerprint:
+            raise CheckpointError(
+                f"checkpoint {self.path or ''} was trained with text encoder {want.name!r} "
+                f"(dim {want.dim}, fingerprint {want.fingerprint}) but the loaded text encoder "
+                f"{name!r} has fingerprint {fingerprint}; use the same text encoder or retrain"
+            )
+
+
+def weights_fingerprint(weights_path: Path, config: CheckpointConfig) -> str:
+    digest = hashlib.sha256()
+    digest.update(weights_path.read_bytes())
+    digest.update(config.encoder.model_dump_json().encode())
+    digest.update(config.preprocess.model_dump_json().encode())
+    return digest.hexdigest()[:16]
+
+
+def save_checkpoint(encoder: MotionEncoder, config: CheckpointConfig, path: Path | str) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into directory ``path`` (atomically
+    per file)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    tmp = path / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    tmp.replace(path / WEIGHTS_FILE)
+    tmp_cfg = path / (CONFIG_FILE + ".tmp")
+    tmp_cfg.write_text(config.model_dump_json(indent=2) + "\n")
+    tmp_cfg.replace(path / CONFIG_FILE)
+    return path
+
+
+def load_checkpoint(path: Path | str | None = None) -> GaitModel:
+    """Load a checkpoint directory (or its ``config.json``/``model.safetensors``)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path) if path is not None else default_checkpoint_path()
+    if path.is_file():
+        path = path.parent
+    cfg_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
+    for needed in (cfg_path, weights_path):
+        if not needed.is_file():
+            raise CheckpointError(
+                f"{needed}: missing (a checkpoint directory holds {CONFIG_FILE} and {WEIGHTS_FILE})"
+            )
+    try:
+        config = CheckpointConfig.model_validate(json.loads(cfg_path.read_text()))
+    except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path}: not a valid checkpoint config ({exc})") from exc
+    if config.format_version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{cfg_path}: format_version {config.format_version} is not "
+            f"supported (expected {FORMAT_VERSION})"
+        )
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights_path}: corrupt or truncated weights ({exc})") from exc
+    encoder = MotionEncoder(config.encoder)
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{weights_path}: weights do not match the config ({first})") from exc
+    return GaitModel(config, encoder, weights_fingerprint(weights_path, config), path)

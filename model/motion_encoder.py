@@ -1,0 +1,123 @@
+"""The motion encoder: a transformer over frames that maps a skeleton sequence into the
+text encoder's embedding space (GaitFormer-style).
+
+Per frame, the 18 joints' (x, y, confidence) are embedded by one linear layer; positions are
+added (learned or sinusoidal); pre-norm (or, for the paper's config, post-norm) transformer
+layers run with a key-padding mask; the output is pooled (masked mean or first token) and
+projected into the text space. Configs are data: named presets live in ``PRESETS``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from gaitsearch.model.skeleton import NUM_JOINTS
+from pydantic import BaseModel, Field
+from torch import nn
+
+
+class MotionEncoderConfig(BaseModel):
+    input_dim: int = NUM_JOINTS * 3
+    d_model: int = Field(default=128, ge=8)
+    n_layers: int = Field(default=3, ge=1)
+    n_heads: int = Field(default=4, ge=1)
+    d_ff: int = Field(default=256, ge=8)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    max_frames: int = Field(default=128, ge=4)
+    out_dim: int = 384
+    norm_first: bool = True
+    positional: str = Field(default="learned", pattern="^(learned|sinusoidal)$")
+    pooling: str = Field(default="mean", pattern="^(mean|first)$")
+    velocity_input: bool = True  # also feed frame-to-frame differences of x, y
+
+
+PRESETS: dict[str, dict[str, object]] = {
+    # Ours: small enough for fast CPU indexing.
+    "small": {"d_model": 128, "n_layers": 3, "n_heads": 4, "d_ff": 256},
+    "tiny": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
+    # The paper's encoder as configured in the reference code (WalkAndText).
+    "paper": {
+        "d_model": 768,
+        "n_layers": 12,
+        "n_heads": 4,
+        "d_ff": 1024,
+        "norm_first": False,
+        "positional": "sinusoidal",
+        "pooling": "first",
+        "velocity_input": False,
+        "dropout": 0.1,
+    },
+}
+
+
+def preset(name: str, **overrides: object) -> MotionEncoderConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown encoder preset {name!r}; choose from {sorted(PRESETS)}")
+    return MotionEncoderConfig(**{**PRESETS[name], **overrides})
+
+
+def _sinusoidal(n: int, d: int) -> torch.Tensor:
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    table = torch.zeros(n, d)
+    table[:, 0::2] = torch.sin(pos * div)
+    table[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
+    return table
+
+
+class MotionEncoder(nn.Module):
+    def __init__(self, config: MotionEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        in_dim = config.input_dim + (NUM_JOINTS * 2 if config.velocity_input else 0)
+        self.embed = nn.Linear(in_dim, config.d_model)
+        if config.positional == "learned":
+            self.pos = nn.Parameter(torch.zeros(1, config.max_frames, config.d_model))
+            nn.init.normal_(self.pos, std=0.02)
+        else:
+            self.register_buffer(
+                "pos", _sinusoidal(config.max_frames, config.d_model)[None], persistent=False
+            )
+        layer = nn.TransformerEncoderLayer(
+            config.d_model,
+            config.n_heads,
+            config.d_ff,
+            config.dropout,
+            batch_first=True,
+            norm_first=config.norm_first,
+            activation="gelu",
+        )
+        self.encoder = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
+        self.head = nn.Sequential(
+            nn.Linear(config.d_model, config.d_model),
+            nn.GELU(),
+            nn.Linear(config.d_model, config.out_dim),
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: ``(B, T, 54)``; ``mask``: ``(B, T)`` True for real frames. Unnormalised."""
+        b, t, _ = x.shape
+        if t > self.config.max_frames:
+            raise ValueError(f"{t} frames exceed max_frames={self.config.max_frames}")
+        if mask is None:
+            mask = torch.ones(b, t, dtype=torch.bool, device=x.device)
+        if self.config.velocity_input:
+            xy = x.view(b, t, NUM_JOINTS, 3)[..., :2]
+            vel = torch.zeros_like(xy)
+            vel[:, 1:] = xy[:, 1:] - xy[:, :-1]
+            vel = vel * (mask[:, :, None, None] & torch.roll(mask, 1, 1)[:, :, None, None])
+            x = torch.cat([x, vel.reshape(b, t, -1)], dim=-1)
+        h = self.embed(x) + self.pos[:, :t]
+        h = self.encoder(h, src_key_padding_mask=~mask)
+        h = self.norm(h)
+        if self.config.pooling == "first":
+            pooled = h[:, 0]
+        else:
+            w = mask.to(h.dtype)[..., None]
+            pooled = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+        return self.head(pooled)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

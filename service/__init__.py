@@ -1,0 +1,1 @@
+"""FastAPI app, schemas, settings, web UI and the ``gaitsearch`` CLI."""
