@@ -165,3 +165,21 @@ def load_checkpoint(path: Path | str | None = None) -> GaitModel:
         first = str(exc).splitlines()[0]
         raise CheckpointError(f"{weights_path}: weights do not match the config ({first})") from exc
     return GaitModel(config, encoder, weights_fingerprint(weights_path, config), path)
+
+
+def matching_text_encoder(model: GaitModel) -> Any:
+    """Load the text encoder a checkpoint was trained with and verify its fingerprint.
+
+    Raises :class:`CheckpointError` when the encoder found here differs from the recorded one.
+    """
+    from gaitsearch.model.text_encoder import TextEncoderError, load_text_encoder
+
+    info = model.config.text_encoder
+    try:
+        encoder = load_text_encoder(info.name)
+        if info.pooling and encoder.pooling != info.pooling:
+            encoder = load_text_encoder(info.name, info.pooling)
+    except TextEncoderError as exc:
+        raise CheckpointError(str(exc)) from exc
+    model.check_text_encoder(encoder.fingerprint, encoder.name)
+    return encoder

@@ -1,0 +1,477 @@
+"""Training: align the motion encoder with the frozen text encoder.
+
+The whole training gallery is loaded into memory once (raw arrays + fps), and every
+distinct description is embedded once through the on-disk :class:`EmbeddingCache`. Each
+step samples a batch of sequences and, for each, one of its descriptions at random;
+augmentation is a random time window, left/right flip and joint dropout
+(``preprocess.prepare_batch`` with an rng). AdamW with linear warm-up and cosine decay
+(over steps, or over wall-clock time when a ``minutes`` budget is the binding limit).
+Periodic evaluation on held-out data keeps the best checkpoint in ``out``; the resumable
+training state lives in ``work_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gaitsearch.model.checkpoint import (
+    CheckpointConfig,
+    GaitModel,
+    TextEncoderInfo,
+    save_checkpoint,
+)
+from gaitsearch.model.embedding_cache import EmbeddingCache
+from gaitsearch.model.evaluate import (
+    EmbeddedGallery,
+    Query,
+    evaluate,
+    group_key,
+    retrieval,
+)
+from gaitsearch.model.gallery import GalleryError, SequenceRecord, iter_gallery, scan_gallery
+from gaitsearch.model.losses import LOSSES, make_loss
+from gaitsearch.model.motion_encoder import MotionEncoder, preset
+from gaitsearch.model.preprocess import PreprocessConfig, prepare_batch
+from pydantic import BaseModel, Field
+
+QUERIES_FILE = "queries.jsonl"
+
+
+class TrainConfig(BaseModel):
+    """Every knob of a training run (recorded in the checkpoint's ``training``)."""
+
+    data: str
+    out: str
+    preset: str = "small"
+    loss: str = Field(default="infonce", pattern="^(" + "|".join(LOSSES) + ")$")
+    epochs: float | None = None
+    minutes: float | None = None
+    batch_size: int = Field(default=128, ge=2)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    warmup_steps: int = Field(default=200, ge=0)
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    flip_p: float = Field(default=0.5, ge=0, le=1)
+    dropout_p: float = Field(default=0.05, ge=0, le=1)
+    temperature: float = Field(default=0.07, gt=0)
+    fn_threshold: float = Field(default=0.95, gt=0, le=1)
+    margin: float = 10.0
+    n_frames: int = 32
+    target_fps: float = 12.5
+    centre: str = "pelvis"
+    scale_normalise: bool = True
+    val_data: str | None = None
+    val_fraction: float = Field(default=0.05, ge=0, lt=1)
+    eval_every: int = Field(default=250, ge=1)
+    work_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TrainingSet:
+    """A gallery in memory: raw sequences, descriptions as indices into one vector table."""
+
+    records: list[SequenceRecord]
+    sequences: list[np.ndarray]
+    fps: np.ndarray
+    keys: list[str]
+    desc_index: list[np.ndarray]
+    text_vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def subset(self, idx: np.ndarray) -> TrainingSet:
+        return TrainingSet(
+            [self.records[i] for i in idx],
+            [self.sequences[i] for i in idx],
+            self.fps[idx],
+            [self.keys[i] for i in idx],
+            [self.desc_index[i] for i in idx],
+            self.text_vectors,
+        )
+
+
+def load_training_set(
+    root: Path | str,
+    cache: EmbeddingCache,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> TrainingSet:
+    """Read a gallery (skipping bad files) and embed its distinct descriptions once."""
+    records = scan_gallery(root)
+    kept, arrays = [], []
+    for i, (record, arr) in enumerate(iter_gallery(root, records=records)):
+        if not record.all_descriptions():
+            continue  # nothing to align with
+        kept.append(record)
+        arrays.append(arr)
+        if on_progress and i % 500 == 0:
+            on_progress("loading sequences", i, len(records))
+    if not kept:
+        raise GalleryError(f"{root}: no readable sequence with a description")
+    table: dict[str, int] = {}
+    desc_index = []
+    for record in kept:
+        desc_index.append(
+            np.array([table.setdefault(t, len(table)) for t in record.all_descriptions()])
+        )
+    texts = list(table)
+    vectors = cache.encode(
+        texts,
+        on_progress=(lambda d, n: on_progress("embedding descriptions", d, n))
+        if on_progress
+        else None,
+    )
+    return TrainingSet(
+        kept,
+        arrays,
+        np.array([r.fps for r in kept], dtype=np.float32),
+        [group_key(r) for r in kept],
+        desc_index,
+        vectors,
+    )
+
+
+def lr_factor(progress: float, step: int, warmup_steps: int) -> float:
+    """Linear warm-up over steps, then cosine decay to 5% over the run's progress (0..1)."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    cos = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return warm * cos
+
+
+def default_work_dir(out: Path) -> Path:
+    root = os.environ.get("GAITSEARCH_CACHE_DIR") or str(Path.home() / ".cache" / "gaitsearch")
+    tag = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
+    return Path(root) / "runs" / f"{out.name}-{tag}"
+
+
+def _preprocess_config(cfg: TrainConfig) -> PreprocessConfig:
+    return PreprocessConfig(
+        n_frames=cfg.n_frames,
+        target_fps=cfg.target_fps,
+        centre=cfg.centre,
+        scale_normalise=cfg.scale_normalise,
+    )
+
+
+def _validation(
+    cfg: TrainConfig, train: TrainingSet, rng: np.random.Generator
+) -> tuple[TrainingSet, TrainingSet | None]:
+    """Hold out a slice of the training gallery when no separate validation data is given."""
+    if cfg.val_data or cfg.val_fraction <= 0 or len(train) < 40:
+        return train, None
+    n_val = max(32, int(len(train) * cfg.val_fraction))
+    perm = rng.permutation(len(train))
+    return train.subset(perm[n_val:]), train.subset(perm[:n_val])
+
+
+def _holdout_metrics(model: GaitModel, val: TrainingSet, seed: int) -> dict[str, Any]:
+    """Each held-out sequence's first description retrieves the sequences with its
+    attribute set (within the held-out slice)."""
+    vecs = model.embed_sequences(val.sequences, list(val.fps))
+    gallery = EmbeddedGallery([r.id for r in val.records], val.records, vecs)
+    queries, qvecs = [], []
+    for i, record in enumerate(val.records):
+        relevant = [val.records[j].id for j in range(len(val)) if val.keys[j] == val.keys[i]]
+        queries.append(Query(record.all_descriptions()[0], relevant))
+        qvecs.append(val.text_vectors[val.desc_index[i][0]])
+    return retrieval(gallery, np.stack(qvecs), queries, seed=seed)
+
+
+def train(
+    cfg: TrainConfig,
+    text_encoder: Any,
+    cache: EmbeddingCache | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run training as configured; returns a summary (steps, time, best metric, paths)."""
+    if cfg.epochs is None and cfg.minutes is None:
+        raise ValueError("give a number of epochs, a time budget in minutes, or both")
+    out = Path(cfg.out)
+    work = Path(cfg.work_dir) if cfg.work_dir else default_work_dir(out)
+    work.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+
+    cache = cache or EmbeddingCache(text_encoder)
+    progress = _Progress(cfg.progress)
+    full = load_training_set(cfg.data, cache, progress.note)
+    train_set, holdout = _validation(cfg, full, rng)
+    val_queries = Path(cfg.val_data) / QUERIES_FILE if cfg.val_data else None
+    if val_queries is not None and not val_queries.is_file():
+        raise GalleryError(f"{val_queries}: missing (validation data needs a queries file)")
+    log(
+        f"training on {len(train_set)} sequences, {len(full.text_vectors)} distinct "
+        f"descriptions; validation: {cfg.val_data or f'{len(holdout or [])} held out'}"
+    )
+
+    pre = _preprocess_config(cfg)
+    enc_cfg = preset(cfg.preset, out_dim=text_encoder.dim, max_frames=max(128, cfg.n_frames))
+    encoder = MotionEncoder(enc_cfg).to(device)
+    loss_opts: dict[str, float] = {}
+    if cfg.loss == "infonce":
+        loss_opts = {"temperature": cfg.temperature, "threshold": cfg.fn_threshold}
+    elif cfg.loss == "triplet":
+        loss_opts = {"margin": cfg.margin}
+    loss_fn = make_loss(cfg.loss, **loss_opts).to(device)
+    params = list(encoder.parameters()) + list(loss_fn.parameters())
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    steps_per_epoch = max(1, len(train_set) // cfg.batch_size)
+    total_steps = int(math.ceil(cfg.epochs * steps_per_epoch)) if cfg.epochs else None
+    budget_s = cfg.minutes * 60 if cfg.minutes else None
+
+    step, elapsed_before, best = 0, 0.0, -1.0
+    history: list[dict[str, Any]] = []
+    if cfg.resume:
+        step, elapsed_before, best, history = _load_state(work, encoder, loss_fn, optimizer)
+        log(f"resumed from {work} at step {step} ({elapsed_before:.0f} s trained, best {best:.4f})")
+        rng = np.random.default_rng([cfg.seed, step])
+
+    info = TextEncoderInfo(**text_encoder.describe())
+    data_summary = {
+        "data": str(cfg.data),
+        "sequences": len(train_set),
+        "distinct_descriptions": int(len(full.text_vectors)),
+        "sources": sorted({r.source for r in full.records}),
+    }
+
+    def checkpoint_config(metrics: dict[str, Any]) -> CheckpointConfig:
+        return CheckpointConfig(
+            encoder=enc_cfg,
+            preprocess=pre,
+            text_encoder=info,
+            training={
+                **cfg.model_dump(exclude={"progress", "resume"}),
+                "data_summary": data_summary,
+                "steps": step,
+                "seconds": round(elapsed_before + (time.monotonic() - started), 1),
+                "parameters": encoder.num_parameters(),
+            },
+            metrics=metrics,
+        )
+
+    def validate() -> dict[str, Any]:
+        model = GaitModel(checkpoint_config({}), encoder, fingerprint="training")
+        try:
+            if cfg.val_data:
+                metrics = evaluate(
+                    cfg.val_data, val_queries, model, text_encoder, seed=cfg.seed, extras=False
+                )
+            elif holdout is not None:
+                metrics = _holdout_metrics(model, holdout, cfg.seed)
+            else:
+                metrics = {}
+        finally:
+            encoder.train()
+        return metrics
+
+    started = time.monotonic()
+    encoder.train()
+    loss_ema: float | None = None
+    seen = 0
+    rate_t0, rate_n = time.monotonic(), 0
+    progress.start(total_steps, budget_s)
+    last_metrics: dict[str, Any] = {}
+    while True:
+        elapsed = elapsed_before + time.monotonic() - started
+        frac = [
+            *([step / total_steps] if total_steps else []),
+            *([elapsed / budget_s] if budget_s else []),
+        ]
+        done = max(frac)
+        if done >= 1.0:
+            break
+        batch = rng.choice(len(train_set), size=min(cfg.batch_size, len(train_set)), replace=False)
+        x, mask = prepare_batch(
+            [train_set.sequences[i] for i in batch],
+            train_set.fps[batch],
+            pre,
+            rng=rng,
+            flip_p=cfg.flip_p,
+            dropout_p=cfg.dropout_p,
+        )
+        text_rows = [
+            train_set.desc_index[i][rng.integers(len(train_set.desc_index[i]))] for i in batch
+        ]
+        text = torch.from_numpy(train_set.text_vectors[text_rows]).to(device)
+        keys = [train_set.keys[i] for i in batch]
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(done, step, cfg.warmup_steps)
+        motion = encoder(torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device))
+        loss = loss_fn(motion, text, keys)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        seen += len(batch)
+        rate_n += len(batch)
+        value = float(loss.detach())
+        loss_ema = value if loss_ema is None else 0.95 * loss_ema + 0.05 * value
+        now = time.monotonic()
+        rate = rate_n / max(now - rate_t0, 1e-6)
+        if now - rate_t0 > 10:
+            rate_t0, rate_n = now, 0
+        progress.update(step, elapsed_before + now - started, loss_ema, rate)
+        if step % cfg.eval_every == 0:
+            last_metrics = validate()
+            best = _keep_best(
+                last_metrics, best, encoder, checkpoint_config, out, history, step, loss_ema, log
+            )
+            _save_state(work, encoder, loss_fn, optimizer, step,
+                        elapsed_before + time.monotonic() - started, best, history)  # fmt: skip
+    progress.stop()
+    last_metrics = validate()
+    best = _keep_best(last_metrics, best, encoder, checkpoint_config, out, history, step,
+                      loss_ema, log)  # fmt: skip
+    total_elapsed = elapsed_before + time.monotonic() - started
+    _save_state(work, encoder, loss_fn, optimizer, step, total_elapsed, best, history)
+    return {
+        "steps": step,
+        "sequences_seen": seen,
+        "seconds": round(total_elapsed, 1),
+        "best_map": best,
+        "final": last_metrics,
+        "out": str(out),
+        "work_dir": str(work),
+        "history": history,
+        "parameters": encoder.num_parameters(),
+    }
+
+
+def _keep_best(
+    metrics: dict[str, Any],
+    best: float,
+    encoder: MotionEncoder,
+    checkpoint_config: Callable[[dict[str, Any]], CheckpointConfig],
+    out: Path,
+    history: list[dict[str, Any]],
+    step: int,
+    loss: float | None,
+    log: Callable[[str], None],
+) -> float:
+    score = float(metrics.get("map", 0.0)) if metrics else 0.0
+    history.append({"step": step, "loss": loss, "map": score})
+    # Without validation data every evaluation "improves": the last model is kept.
+    if not metrics or score > best:
+        summary = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+        if "random" in metrics:
+            summary["random_map"] = metrics["random"]["map"]
+        save_checkpoint(encoder, checkpoint_config(summary), out)
+        log(f"step {step}: loss {loss:.4f}, validation mAP {score:.4f} (best so far, saved {out})")
+        return score if metrics else best
+    log(f"step {step}: loss {loss:.4f}, validation mAP {score:.4f} (best {best:.4f})")
+    return best
+
+
+STATE_FILE = "state.json"
+
+
+def _save_state(
+    work: Path,
+    encoder: MotionEncoder,
+    loss_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    elapsed: float,
+    best: float,
+    history: list[dict[str, Any]],
+) -> None:
+    tensors = {
+        "encoder": encoder.state_dict(),
+        "loss": loss_fn.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    tmp = work / "tensors.pt.tmp"
+    torch.save(tensors, tmp)
+    tmp.replace(work / "tensors.pt")
+    meta = {"step": step, "elapsed": elapsed, "best": best, "history": history}
+    (work / (STATE_FILE + ".tmp")).write_text(json.dumps(meta))
+    (work / (STATE_FILE + ".tmp")).replace(work / STATE_FILE)
+
+
+def _load_state(
+    work: Path,
+    encoder: MotionEncoder,
+    loss_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+) -> tuple[int, float, float, list[dict[str, Any]]]:
+    meta_path = work / STATE_FILE
+    if not meta_path.is_file() or not (work / "tensors.pt").is_file():
+        raise FileNotFoundError(f"{work}: no training state to resume from")
+    tensors = torch.load(work / "tensors.pt", map_location="cpu", weights_only=True)
+    encoder.load_state_dict(tensors["encoder"])
+    loss_fn.load_state_dict(tensors["loss"])
+    optimizer.load_state_dict(tensors["optimizer"])
+    meta = json.loads(meta_path.read_text())
+    return int(meta["step"]), float(meta["elapsed"]), float(meta["best"]), list(meta["history"])
+
+
+class _Progress:
+    """A rich progress bar showing loss and sequences per second (or nothing)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+        self._by_time = False
+
+    def note(self, what: str, done: int, total: int) -> None:
+        if self.enabled and (done == total or done % 5000 == 0):
+            print(f"{what}: {done}/{total}", flush=True)
+
+    def start(self, total_steps: int | None, budget_s: float | None) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._by_time = total_steps is None
+        self._bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}" + (" s" if self._by_time else "")),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(
+            "train", total=budget_s if self._by_time else total_steps, info=""
+        )
+
+    def update(self, step: int, elapsed: float, loss: float, rate: float) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(
+            self._task,
+            completed=elapsed if self._by_time else step,
+            info=f"step {step} loss {loss:.4f} {rate:.0f} seq/s",
+        )
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
