@@ -1,0 +1,265 @@
+"""Loading a published index version and searching it.
+
+``load_index`` verifies before it trusts: the manifest parses, every file exists and matches
+its sha256, the FAISS index and the metadata agree with the manifest on count and dimension.
+Any failure is an :class:`IndexLoadError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from gaitsearch.index.faiss_kind import apply_search_params
+from gaitsearch.index.manifest import (
+    MANIFEST_FILE,
+    METADATA_FILE,
+    VECTORS_FILE,
+    IndexManifest,
+    file_checksum,
+)
+from gaitsearch.index.metadata_store import MetadataStore
+from gaitsearch.index.versions import current_version, version_path
+from pydantic import ValidationError
+
+__all__ = ["Hit", "IndexLoadError", "LoadedIndex", "current_version", "load_index"]
+
+# Filters that leave at most this many rows are answered exactly over those rows.
+EXACT_FILTER_MAX = 20_000
+
+
+class IndexLoadError(RuntimeError):
+    """An index version that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    metadata: dict[str, Any]
+
+
+def load_index(index_dir: Path | str, version: str | None = None) -> LoadedIndex:
+    """Open ``version`` (default: the one ``CURRENT`` names) after verifying it."""
+    index_dir = Path(index_dir)
+    if version is None:
+        version = current_version(index_dir)
+        if version is None:
+            raise IndexLoadError(
+                f"{index_dir / 'CURRENT'}: missing; no index has been published in {index_dir} "
+                "(run `gaitsearch index build`)"
+            )
+    try:
+        vdir = version_path(index_dir, version)
+    except ValueError as exc:
+        raise IndexLoadError(f"{index_dir / 'CURRENT'}: {exc}") from exc
+    if not vdir.is_dir():
+        raise IndexLoadError(f"{vdir}: no such index version")
+    manifest = _read_manifest(vdir)
+    for name in (VECTORS_FILE, METADATA_FILE):
+        path = vdir / name
+        if not path.is_file():
+            raise IndexLoadError(f"{path}: missing")
+        want = manifest.files.get(name)
+        if want is None:
+            raise IndexLoadError(f"{vdir / MANIFEST_FILE}: no checksum recorded for {name}")
+        got = file_checksum(path)
+        if got.bytes != want.bytes:
+            raise IndexLoadError(
+                f"{path}: {got.bytes} bytes but the manifest says {want.bytes} "
+                "(truncated or replaced after the build)"
+            )
+        if got.sha256 != want.sha256:
+            raise IndexLoadError(
+                f"{path}: sha256 does not match the manifest (file changed after the build)"
+            )
+    try:
+        index = faiss.read_index(str(vdir / VECTORS_FILE))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise IndexLoadError(f"{vdir / VECTORS_FILE}: not a FAISS index ({first})") from exc
+    if index.ntotal != manifest.count or index.d != manifest.dim:
+        raise IndexLoadError(
+            f"{vdir / VECTORS_FILE}: holds {index.ntotal} vectors of dim {index.d}, the "
+            f"manifest says {manifest.count} of dim {manifest.dim}"
+        )
+    try:
+        store = MetadataStore(vdir / METADATA_FILE)
+    except sqlite3.DatabaseError as exc:
+        raise IndexLoadError(f"{vdir / METADATA_FILE}: not a readable database ({exc})") from exc
+    if store.count != manifest.count:
+        store.close()
+        raise IndexLoadError(
+            f"{vdir / METADATA_FILE}: {store.count} rows but the manifest says {manifest.count}"
+        )
+    apply_search_params(index, manifest.search_params)
+    return LoadedIndex(version, vdir, manifest, index, store)
+
+
+def _read_manifest(vdir: Path) -> IndexManifest:
+    path = vdir / MANIFEST_FILE
+    if not path.is_file():
+        raise IndexLoadError(f"{path}: missing (incomplete index version)")
+    try:
+        return IndexManifest.read(vdir)
+    except (ValueError, ValidationError, UnicodeDecodeError) as exc:
+        raise IndexLoadError(f"{path}: not a valid index manifest ({exc})") from exc
+
+
+class LoadedIndex:
+    """One verified, immutable index version in memory; safe to search from many threads."""
+
+    def __init__(
+        self,
+        version: str,
+        path: Path,
+        manifest: IndexManifest,
+        index: faiss.Index,
+        store: MetadataStore,
+    ) -> None:
+        self.version = version
+        self.path = path
+        self.manifest = manifest
+        self.count = manifest.count
+        self.dim = manifest.dim
+        self.kind = manifest.kind
+        self._index = index
+        self._store = store
+        self.filter_keys: frozenset[str] = store.filter_keys
+        self._direct_map_lock = threading.Lock()
+        self._has_direct_map = False
+
+    # -- search -------------------------------------------------------------------------
+    def search(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filters: dict[str, str | list[str]] | None = None,
+    ) -> list[list[Hit]]:
+        """Top-``k`` hits for each row of ``vectors`` ((n, dim) float32, L2-normalised).
+
+        ``filters`` maps a key of :attr:`filter_keys` to a value or a list of values: a
+        hit must match one of the values of every key. Unknown keys raise ValueError.
+        """
+        q = np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"query vectors must have shape (n, {self.dim}), got {q.shape}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if self.count == 0 or len(q) == 0:
+            return [[] for _ in range(len(q))]
+        if filters:
+            allowed = self._store.allowed_rows(filters)
+            if len(allowed) == 0:
+                return [[] for _ in range(len(q))]
+            if len(allowed) <= EXACT_FILTER_MAX:
+                scores, rows = self._exact_over(q, allowed, k)
+            else:
+                scores, rows = self._filtered_search(q, allowed, k)
+        else:
+            scores, rows = self._index.search(q, min(k, self.count))
+        return self._to_hits(scores, rows)
+
+    def _exact_over(
+        self, q: np.ndarray, allowed: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        vecs = self._reconstruct(allowed)
+        sims = q @ vecs.T
+        kk = min(k, len(allowed))
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        part = np.take_along_axis(sims, top, 1)
+        order = np.argsort(-part, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, 1)
+        return np.take_along_axis(sims, top, 1), allowed[top]
+
+    def _reconstruct(self, rows: np.ndarray) -> np.ndarray:
+        if self.kind in ("ivfflat", "ivfpq") and not self._has_direct_map:
+            with self._direct_map_lock:
+                if not self._has_direct_map:
+                    faiss.extract_index_ivf(self._index).make_direct_map()
+                    self._has_direct_map = True
+        return self._index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
+
+    def _filtered_search(
+        self, q: np.ndarray, allowed: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        sel = faiss.IDSelectorBatch(allowed)
+        ratio = max(1.0, self.count / len(allowed))
+        params: faiss.SearchParameters
+        if self.kind == "hnsw":
+            ef = int(self.manifest.search_params.get("efSearch", 64) * ratio)
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef, k))
+        elif self.kind in ("ivfflat", "ivfpq"):
+            nlist = int(self.manifest.kind_params.get("nlist", 1))
+            nprobe = int(self.manifest.search_params.get("nprobe", 1) * ratio)
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=min(nlist, max(nprobe, 1)))
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        return self._index.search(q, min(k, len(allowed)), params=params)
+
+    def _to_hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
+        wanted = {int(r) for r in rows.ravel() if r >= 0}
+        meta = self._store.rows_to_metadata(wanted)
+        out = []
+        for srow, rrow in zip(scores, rows, strict=True):
+            hits = []
+            for s, r in zip(srow, rrow, strict=True):
+                if r >= 0 and int(r) in meta:
+                    hits.append(Hit(meta[int(r)]["id"], float(s), meta[int(r)]))
+            out.append(hits)
+        return out
+
+    # -- lookups ------------------------------------------------------------------------
+    def get(self, seq_id: str) -> dict[str, Any] | None:
+        """Metadata of one sequence plus ``path`` of its source ``.npy`` (None if unknown)."""
+        found = self._store.get(seq_id)
+        if found is not None:
+            found.pop("row", None)
+        return found
+
+    def load_keypoints(self, seq_id: str) -> np.ndarray | None:
+        """The sequence's ``(T, 18, 3)`` keypoints, or None if unknown or its file is gone."""
+        from gaitsearch.model.gallery import load_sequence
+        from gaitsearch.model.skeleton import SkeletonError
+
+        found = self._store.get(seq_id)
+        if found is None:
+            return None
+        try:
+            return load_sequence(found["path"])
+        except SkeletonError:
+            return None
+
+    def vector(self, seq_id: str) -> np.ndarray | None:
+        """The stored embedding of one sequence (approximate for ivfpq)."""
+        found = self._store.get(seq_id)
+        if found is None:
+            return None
+        return self._reconstruct(np.array([found["row"]], dtype=np.int64))[0]
+
+    def check_compatible(self, checkpoint_fingerprint: str, text_encoder_fingerprint: str) -> None:
+        """Refuse to serve with another checkpoint or text encoder than the index was built
+        with: the vectors would live in a different space."""
+        m = self.manifest
+        if checkpoint_fingerprint != m.checkpoint_fingerprint:
+            raise IndexLoadError(
+                f"{self.path / MANIFEST_FILE}: index {self.version} was built with checkpoint "
+                f"{m.checkpoint_fingerprint} ({m.checkpoint_path or 'unknown path'}) but the "
+                f"loaded checkpoint is {checkpoint_fingerprint}; rebuild the index with this "
+                "checkpoint (`gaitsearch index build --checkpoint ...`) or load the matching one"
+            )
+        if text_encoder_fingerprint != m.text_encoder.fingerprint:
+            raise IndexLoadError(
+                f"{self.path / MANIFEST_FILE}: index {self.version} was built for text encoder "
+                f"{m.text_encoder.name!r} (fingerprint {m.text_encoder.fingerprint}) but the "
+                f"loaded text encoder has fingerprint {text_encoder_fingerprint}"
+            )
+
+    def close(self) -> None:
+        self._store.close()
+        self._index = None

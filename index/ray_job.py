@@ -1,0 +1,138 @@
+"""Embedding on Ray Data: the driver streams metadata, actors load sequences and embed.
+
+``map_batches`` runs a pool of ``workers`` actors; each actor loads the checkpoint once in its
+constructor and then embeds batch after batch (loading the ``.npy`` files itself, so the
+driver never holds sequences). On a real cluster the gallery directory and the checkpoint
+must be readable at the same path on every node (a shared filesystem). What scales with
+nodes is this embedding step; the FAISS build afterwards runs on the driver.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gaitsearch.index.embed_job import EmbeddedBatch, problem, stream_records
+from gaitsearch.model.gallery import GalleryReport, SequenceRecord, sequence_path
+
+
+class SequenceEmbedder:
+    """Ray actor: one checkpoint load, then ``__call__`` per batch of paths."""
+
+    def __init__(self, checkpoint: str | None, threads: int = 1) -> None:
+        import torch
+        from gaitsearch.model.checkpoint import load_checkpoint
+
+        torch.set_num_threads(max(1, threads))
+        self.model = load_checkpoint(checkpoint)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        from gaitsearch.model.gallery import load_sequence
+        from gaitsearch.model.skeleton import SkeletonError
+
+        n = len(batch["row"])
+        errors = [""] * n
+        arrays: list[np.ndarray] = []
+        fps: list[float] = []
+        good: list[int] = []
+        for i in range(n):
+            try:
+                arrays.append(load_sequence(str(batch["path"][i])))
+            except SkeletonError as exc:
+                errors[i] = str(exc)
+                continue
+            fps.append(float(batch["fps"][i]))
+            good.append(i)
+        vectors = np.zeros((n, self.model.dim), dtype=np.float32)
+        if arrays:
+            vectors[good] = self.model.embed_sequences(arrays, fps, batch_size=max(len(arrays), 1))
+        return {"row": batch["row"], "error": np.array(errors, dtype=object), "vector": vectors}
+
+
+def embed_ray(
+    root: Path,
+    checkpoint: Path | None,
+    batch_size: int,
+    report: GalleryReport,
+    strict: bool = False,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[EmbeddedBatch]:
+    """Embed the gallery with a Ray actor pool; yields batches as they finish."""
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise RuntimeError("--engine ray needs Ray: pip install 'gaitsearch[scale]'") from exc
+
+    root = Path(root).resolve()
+    records: list[SequenceRecord] = []
+    items: list[dict[str, Any]] = []
+    for record in stream_records(root, report, strict):
+        items.append(
+            {
+                "row": len(records),
+                "path": str(sequence_path(root, record.id)),
+                "fps": float(record.fps),
+            }
+        )
+        records.append(record)
+    skipped_metadata = report.skipped
+    if on_progress and skipped_metadata:
+        on_progress(skipped_metadata)
+    if not items:
+        return
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if ray_address:
+            ray.init(address=ray_address, log_to_driver=False)
+        else:
+            ray.init(
+                num_cpus=max(workers or os.cpu_count() or 1, 1),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+    try:
+        from ray.data import DataContext
+
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        pool = workers or max(1, int(ray.available_resources().get("CPU", 1)))
+        threads = max(1, int(ray.available_resources().get("CPU", 1)) // pool)
+        blocks = max(pool, -(-len(items) // batch_size))
+        ds = ray.data.from_items(items, override_num_blocks=min(blocks, 2000))
+        ckpt = str(Path(checkpoint).resolve()) if checkpoint is not None else None
+        out = ds.map_batches(
+            SequenceEmbedder,
+            fn_constructor_kwargs={"checkpoint": ckpt, "threads": threads},
+            batch_size=batch_size,
+            concurrency=pool,
+            num_cpus=threads,
+            batch_format="numpy",
+        )
+        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+            rows, errors, vectors = batch["row"], batch["error"], batch["vector"]
+            keep = []
+            for j, err in enumerate(errors):
+                if err:
+                    problem(report, str(err), strict)
+                else:
+                    keep.append(j)
+            report.ok += len(keep)
+            if on_progress:
+                on_progress(len(rows))
+            if keep:
+                yield EmbeddedBatch(
+                    [records[int(rows[j])] for j in keep],
+                    [items[int(rows[j])]["path"] for j in keep],
+                    np.ascontiguousarray(vectors[keep], dtype=np.float32),
+                )
+    finally:
+        if started_here:
+            ray.shutdown()
