@@ -1,0 +1,72 @@
+"""What every route shares: the service state and FastAPI dependencies (index lease, admin)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import Depends, HTTPException, Request
+from gaitsearch.service.metrics import ServiceMetrics
+from gaitsearch.service.reload import IndexHolder, ReloadError
+from gaitsearch.service.search_engine import SearchEngine
+from gaitsearch.service.settings import Settings
+from starlette.responses import Response
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    metrics: ServiceMetrics
+    holder: IndexHolder | None = None
+    engine: SearchEngine | None = None
+    model: Any = None  # GaitModel, for query by example and classify
+    text_encoder: Any = None
+    loading: str = "starting"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+def get_engine(state: ServiceState = Depends(get_state)) -> SearchEngine:
+    if state.engine is None:
+        raise HTTPException(503, f"not ready: {state.loading}")
+    return state.engine
+
+
+def live_index(state: ServiceState = Depends(get_state)) -> Iterator[Any]:
+    """The live index version, held for the whole request (a reload cannot pull it away)."""
+    if state.holder is None or not state.holder.ready:
+        raise HTTPException(503, f"not ready: {state.loading}")
+    try:
+        with state.holder.lease() as index:
+            yield index
+    except ReloadError as exc:  # pragma: no cover - only between close() and shutdown
+        raise HTTPException(503, f"not ready: {exc}") from exc
+
+
+def require_admin(request: Request, state: ServiceState = Depends(get_state)) -> None:
+    """Bearer token, compared in constant time; admin is off when no token is configured."""
+    if not state.settings.admin_enabled():
+        raise HTTPException(403, "admin endpoints are disabled: set GAITSEARCH_ADMIN_TOKEN")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401,
+            "missing bearer token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    expected = state.settings.admin_token.get_secret_value().encode()  # type: ignore[union-attr]
+    if not hmac.compare_digest(token.strip().encode(), expected):
+        raise HTTPException(403, "wrong admin token")
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """orjson straight to bytes (numpy arrays included): no second validation pass."""
+    body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status_code, media_type="application/json")

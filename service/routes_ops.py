@@ -1,0 +1,89 @@
+"""Operations: the live index, liveness, readiness, Prometheus metrics and hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from gaitsearch.service import errors
+from gaitsearch.service.deps import ServiceState, get_state, live_index, require_admin
+from gaitsearch.service.reload import ReloadError
+from gaitsearch.service.schemas import (
+    HealthResponse,
+    IndexResponse,
+    ReadyResponse,
+    ReloadResponse,
+)
+from starlette.responses import JSONResponse, Response
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/index", response_model=IndexResponse, responses=errors.COMMON)
+def get_index(index: Any = Depends(live_index)) -> dict[str, Any]:
+    manifest = index.manifest
+    if hasattr(manifest, "model_dump"):
+        manifest = manifest.model_dump(mode="json")
+    return {
+        "version": index.version,
+        "count": int(index.count),
+        "dim": int(index.dim),
+        "filter_keys": sorted(index.filter_keys),
+        "manifest": dict(manifest),
+    }
+
+
+@router.get("/healthz", response_model=HealthResponse, summary="Liveness")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyResponse,
+    summary="Readiness: the index and encoders are loaded and warm",
+    responses={503: {"model": ReadyResponse, "description": "Still loading"}},
+)
+def readyz(state: ServiceState = Depends(get_state)) -> Response:
+    holder = state.holder
+    if state.engine is None or holder is None or not holder.ready:
+        return JSONResponse({"ready": False}, status_code=503)
+    with holder.lease() as index:
+        return JSONResponse({"ready": True, "index_version": index.version, "count": index.count})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(state: ServiceState = Depends(get_state)) -> Response:
+    return state.metrics.render()
+
+
+@router.post(
+    "/admin/reload",
+    response_model=ReloadResponse,
+    summary="Switch to the version CURRENT names, without dropping requests",
+    responses={**errors.COMMON, **errors.ADMIN},
+    dependencies=[Depends(require_admin)],
+)
+async def admin_reload(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    if state.holder is None:
+        raise HTTPException(503, f"not ready: {state.loading}")
+    try:
+        outcome = await asyncio.to_thread(state.holder.reload)
+    except ReloadError as exc:
+        state.metrics.reloads.labels("refused").inc()
+        raise HTTPException(
+            409, f"reload refused, still serving {state.holder.version}: {exc}"
+        ) from exc
+    state.metrics.reloads.labels("changed" if outcome.changed else "unchanged").inc()
+    return {
+        "previous": outcome.previous,
+        "version": outcome.version,
+        "changed": outcome.changed,
+        "took_ms": outcome.took_ms,
+    }

@@ -1,0 +1,220 @@
+"""Search routes: text → walks, many texts → walks, walk → walks, walk + labels → ranking."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query
+from gaitsearch.service import errors
+from gaitsearch.service.deps import ServiceState, get_engine, get_state, json_response, live_index
+from gaitsearch.service.schemas import (
+    MAX_QUERY_CHARS,
+    NOT_BLANK,
+    BatchSearchRequest,
+    BatchSearchResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+    ExampleRequest,
+    ExampleResponse,
+    SearchRequest,
+    SearchResponse,
+)
+from gaitsearch.service.search_engine import SearchEngine
+from gaitsearch.service.settings import HARD_MAX_K
+from starlette.responses import Response
+
+router = APIRouter(tags=["search"], responses=errors.COMMON)
+
+
+@router.get("/search", response_model=SearchResponse, summary="Text → top-k walks")
+async def search_get(
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            json_schema_extra={"pattern": NOT_BLANK},
+            description="What the walking person looks like.",
+            examples=["woman in heels walking briskly"],
+        ),
+    ],
+    k: Annotated[int, Query(ge=1, le=HARD_MAX_K)] = 10,
+    state: ServiceState = Depends(get_state),
+    engine: SearchEngine = Depends(get_engine),
+    index: Any = Depends(live_index),
+) -> Response:
+    if not q.strip():
+        raise HTTPException(422, "q: the query must not be empty or only whitespace")
+    return await _search_one(state, engine, index, q, k, None)
+
+
+@router.post("/search", response_model=SearchResponse, summary="Text (+ filters) → top-k walks")
+async def search_post(
+    body: SearchRequest,
+    state: ServiceState = Depends(get_state),
+    engine: SearchEngine = Depends(get_engine),
+    index: Any = Depends(live_index),
+) -> Response:
+    return await _search_one(state, engine, index, body.query, body.k, body.filters)
+
+
+@router.post("/search/batch", response_model=BatchSearchResponse, summary="Many texts at once")
+async def search_batch(
+    body: BatchSearchRequest,
+    state: ServiceState = Depends(get_state),
+    engine: SearchEngine = Depends(get_engine),
+    index: Any = Depends(live_index),
+) -> Response:
+    start = time.perf_counter()
+    limit = state.settings.max_batch_queries
+    if len(body.queries) > limit:
+        raise HTTPException(422, f"queries: at most {limit} per batch, got {len(body.queries)}")
+    check_k(state, body.k)
+    filters = check_filters(index, body.filters)
+    vectors = await engine.embed(body.queries)
+    hits = await search_index(engine, index, vectors, body.k, filters)
+    took = _ms(start)
+    return json_response(
+        {
+            "k": body.k,
+            "index_version": index.version,
+            "took_ms": took,
+            "results": [
+                _response(text, body.k, index.version, took, row)
+                for text, row in zip(body.queries, hits, strict=True)
+            ],
+        }
+    )
+
+
+@router.post(
+    "/search/by-example",
+    response_model=ExampleResponse,
+    summary="A walk (keypoints or an indexed id) → similar walks",
+)
+async def search_by_example(
+    body: ExampleRequest,
+    state: ServiceState = Depends(get_state),
+    engine: SearchEngine = Depends(get_engine),
+    index: Any = Depends(live_index),
+) -> Response:
+    start = time.perf_counter()
+    check_k(state, body.k)
+    filters = check_filters(index, body.filters)
+    if (body.keypoints is None) == (body.id is None):
+        raise HTTPException(422, "give exactly one of 'keypoints' or 'id'")
+    fps = body.fps
+    if body.id is not None:
+        errors.check_id(body.id)
+        meta = index.get(body.id)
+        keypoints = await engine.run_in_thread(index.load_keypoints, body.id)
+        if meta is None or keypoints is None:
+            raise HTTPException(404, f"id: unknown sequence {body.id!r}")
+        fps = float(meta.get("fps") or fps)
+    else:
+        keypoints = errors.check_keypoints(body.keypoints)
+    vector = await engine.run_in_thread(_embed_walk, state.model, keypoints, fps)
+    # One extra hit so the example itself can be dropped from its own neighbours.
+    want = body.k + (1 if body.id else 0)
+    hits = (await search_index(engine, index, vector, want, filters))[0]
+    hits = [h for h in hits if h.id != body.id][: body.k]
+    return json_response(
+        {
+            "k": body.k,
+            "index_version": index.version,
+            "took_ms": _ms(start),
+            "example_id": body.id,
+            "results": _results(hits),
+        }
+    )
+
+
+@router.post("/classify", response_model=ClassifyResponse, summary="Zero-shot: rank labels")
+async def classify(
+    body: ClassifyRequest,
+    state: ServiceState = Depends(get_state),
+    engine: SearchEngine = Depends(get_engine),
+) -> Response:
+    start = time.perf_counter()
+    keypoints = errors.check_keypoints(body.keypoints)
+    walk = await engine.run_in_thread(_embed_walk, state.model, keypoints, body.fps)
+    texts = await engine.embed(list(body.labels))
+    scores = texts @ walk[0]
+    order = np.argsort(-scores, kind="stable")
+    ranked = [{"label": body.labels[i], "score": round(float(scores[i]), 6)} for i in order]
+    return json_response({"took_ms": _ms(start), "labels": ranked})
+
+
+async def _search_one(
+    state: ServiceState,
+    engine: SearchEngine,
+    index: Any,
+    text: str,
+    k: int,
+    filters: dict[str, Any] | None,
+) -> Response:
+    start = time.perf_counter()
+    check_k(state, k)
+    filters = check_filters(index, filters)
+    vector = await engine.embed([text])
+    hits = await search_index(engine, index, vector, k, filters)
+    return json_response(_response(text, k, index.version, _ms(start), hits[0]))
+
+
+async def search_index(
+    engine: SearchEngine, index: Any, vectors: np.ndarray, k: int, filters: dict[str, Any] | None
+) -> list[list[Any]]:
+    try:
+        return await engine.run_in_thread(index.search, vectors, k, filters)
+    except ValueError as exc:
+        if filters is None:
+            raise
+        raise HTTPException(422, f"filters: {exc}") from exc
+
+
+def check_k(state: ServiceState, k: int) -> None:
+    if not 1 <= k <= state.settings.max_k:
+        raise HTTPException(422, f"k: must be between 1 and {state.settings.max_k}, got {k}")
+
+
+def check_filters(index: Any, filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not filters:
+        return None
+    unknown = sorted(set(filters) - set(index.filter_keys))
+    if unknown:
+        raise HTTPException(
+            422,
+            f"filters: unknown key {unknown[0]!r}; "
+            f"known keys: {', '.join(sorted(index.filter_keys))}",
+        )
+    for key, value in filters.items():
+        if isinstance(value, list) and not value:
+            raise HTTPException(422, f"filters: {key!r} has an empty list of values")
+    return filters
+
+
+def _embed_walk(model: Any, keypoints: np.ndarray, fps: float) -> np.ndarray:
+    return model.embed_sequences([keypoints], [fps])
+
+
+def _results(hits: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {"rank": i + 1, "id": h.id, "score": round(float(h.score), 6), "metadata": h.metadata}
+        for i, h in enumerate(hits)
+    ]
+
+
+def _response(text: str, k: int, version: str, took: float, hits: list[Any]) -> dict[str, Any]:
+    return {
+        "query": text,
+        "k": k,
+        "index_version": version,
+        "took_ms": took,
+        "results": _results(hits),
+    }
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

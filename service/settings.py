@@ -1,0 +1,66 @@
+"""Service settings, read from the environment (prefix ``GAITSEARCH_``) by pydantic-settings.
+
+Every field is documented in docs/service.md; ``GAITSEARCH_INDEX_DIR=/srv/index`` sets
+``index_dir``, ``GAITSEARCH_ALLOWED_ORIGINS='["https://example.org"]'`` sets the CORS list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The ceiling ``max_k`` may be raised to; requests are checked against ``max_k``.
+HARD_MAX_K = 1000
+
+
+class Settings(BaseSettings):
+    """How the search service runs. Defaults suit a laptop demo."""
+
+    model_config = SettingsConfigDict(env_prefix="GAITSEARCH_", extra="ignore")
+
+    index_dir: Path = Field(
+        default=Path("var/demo/index"), description="Index directory (versions/ + CURRENT)."
+    )
+    data_dir: Path = Field(
+        default=Path("var/demo"), description="Where `gaitsearch run` keeps its demo gallery."
+    )
+    checkpoint: Path | None = Field(
+        default=None, description="Motion encoder checkpoint; empty = the shipped one."
+    )
+    text_encoder: str | None = Field(
+        default=None,
+        description="Text encoder name or path; empty = the one the checkpoint names.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for POST /admin/reload; unset = admin disabled."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_k: int = Field(default=100, ge=1, le=HARD_MAX_K)
+    max_query_chars: int = Field(default=1000, ge=1, le=10_000)
+    max_batch_queries: int = Field(default=64, ge=1, le=1024)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Query path (see service/search_engine.py); all on = the fast path.
+    query_cache_size: int = Field(default=4096, ge=0)
+    micro_batching: bool = True
+    max_micro_batch: int = Field(default=64, ge=1, le=1024)
+    encoder_backend: Literal["torch", "onnx"] = Field(
+        default="onnx",
+        description="onnx: ONNX Runtime export of the text encoder (checked against torch).",
+    )
+    cache_dir: Path | None = Field(default=None, description="Where the ONNX export is kept.")
+    exact_search: bool = Field(
+        default=False, description="Brute-force numpy search (the naive benchmark baseline)."
+    )
+    search_threads: int = Field(default=4, ge=1, le=64)
+    # Hot reload.
+    watch: bool = False
+    watch_interval_s: float = Field(default=2.0, gt=0)
+    log_level: str = "info"
+
+    def admin_enabled(self) -> bool:
+        return self.admin_token is not None and bool(self.admin_token.get_secret_value())
