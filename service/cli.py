@@ -10,7 +10,7 @@ import logging
 import os
 
 import typer
-from gaitsearch.service import cli_index, cli_model, cli_serve
+from gaitsearch.service import cli_data, cli_index, cli_model, cli_serve
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,6 +34,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
     )
 
 
+cli_data.register(app)
 cli_model.register(app)
 cli_index.register(app)
 cli_serve.register(app)

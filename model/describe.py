@@ -1,0 +1,347 @@
+"""Template describers: attribute sets in, varied natural English out.
+
+Two phrasing families that share no template and (almost) no phrase:
+
+* the **training** family writes the descriptions stored with each sequence (several per
+  sequence: random attribute subsets, random order, synonyms, many sentence frames);
+* the **held-out** family writes evaluation queries only, so an evaluation never sees a
+  training sentence (the test suite checks this on a generated gallery).
+
+Also here, for the model engineer: :func:`attribute_phrases` (English phrases for one
+attribute value) and :func:`label_descriptions` (a free label such as "limping" expanded
+into sentences, for zero-shot prototypes), and :func:`describe_gallery` which rewrites the
+descriptions of a gallery directory atomically.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+# --- vocabulary ------------------------------------------------------------------------------
+# Nouns by (gender, age); None means the attribute is not mentioned.
+_NOUNS_TRAIN: dict[tuple[str | None, str | None], list[str]] = {
+    ("male", None): ["man", "guy"],
+    ("female", None): ["woman", "lady"],
+    (None, None): ["person", "someone", "individual"],
+    ("male", "child"): ["boy", "little boy"],
+    ("female", "child"): ["girl", "little girl"],
+    (None, "child"): ["child", "kid"],
+    ("male", "young"): ["young man", "young guy"],
+    ("female", "young"): ["young woman", "young lady"],
+    (None, "young"): ["young person", "young adult"],
+    ("male", "adult"): ["adult man", "grown man"],
+    ("female", "adult"): ["adult woman", "grown woman"],
+    (None, "adult"): ["adult", "grown-up person"],
+    ("male", "elderly"): ["elderly man", "old man"],
+    ("female", "elderly"): ["elderly woman", "old woman"],
+    (None, "elderly"): ["elderly person", "old person"],
+}
+_NOUNS_HELDOUT: dict[tuple[str | None, str | None], list[str]] = {
+    ("male", None): ["male pedestrian", "gentleman"],
+    ("female", None): ["female pedestrian", "female walker"],
+    (None, None): ["pedestrian", "walker"],
+    ("male", "child"): ["male child", "schoolboy"],
+    ("female", "child"): ["female child", "schoolgirl"],
+    (None, "child"): ["youngster", "young child"],
+    ("male", "young"): ["teenage boy", "male student"],
+    ("female", "young"): ["teenage girl", "female student"],
+    (None, "young"): ["teenager", "student"],
+    ("male", "adult"): ["middle-aged man", "male adult"],
+    ("female", "adult"): ["middle-aged woman", "female adult"],
+    (None, "adult"): ["middle-aged pedestrian", "grown adult"],
+    ("male", "elderly"): ["senior man", "grandfather"],
+    ("female", "elderly"): ["senior woman", "grandmother"],
+    (None, "elderly"): ["senior citizen", "aged pedestrian"],
+}
+
+# Phrases per (group, value): "adj" goes before the noun, "verb" replaces "walking", "mod"
+# follows the verb. Each family has its own lists.
+_Phr = dict[str, list[str]]
+_TRAIN: dict[tuple[str, str], _Phr] = {
+    ("build", "slim"): {"adj": ["slim", "thin"]},
+    ("build", "average"): {"adj": ["average-build", "medium-build"]},
+    ("build", "heavy"): {"adj": ["heavy", "heavyset", "overweight"]},
+    ("pace", "slow"): {"mod": ["slowly", "at a slow pace", "unhurriedly"]},
+    ("pace", "normal"): {"mod": ["at a normal pace", "at an ordinary pace", "at a steady pace"]},
+    ("pace", "brisk"): {"mod": ["briskly", "quickly", "at a fast pace"]},
+    ("pace", "running"): {"verb": ["running", "jogging"]},
+    ("footwear", "flat"): {"mod": ["in flat shoes", "wearing sneakers", "in trainers"]},
+    ("footwear", "heels"): {"mod": ["in high heels", "wearing heels", "in high-heeled shoes"]},
+    ("footwear", "boots"): {"mod": ["in boots", "wearing boots", "in heavy boots"]},
+    ("carrying", "nothing"): {"mod": ["empty-handed", "carrying nothing", "with free hands"]},
+    ("carrying", "handbag"): {
+        "mod": ["carrying a handbag", "with a handbag", "with a purse on one arm"]
+    },
+    ("carrying", "backpack"): {
+        "mod": ["carrying a backpack", "with a backpack", "wearing a rucksack"]
+    },
+    ("carrying", "suitcase"): {
+        "mod": ["pulling a suitcase", "dragging a rolling suitcase", "with a trolley bag"]
+    },
+    ("carrying", "phone_call"): {
+        "mod": ["talking on the phone", "on a phone call", "holding a phone to the ear"]
+    },
+    ("carrying", "texting"): {"mod": ["texting", "looking down at a phone", "typing on a phone"]},
+    ("carrying", "hands_in_pockets"): {
+        "mod": ["with hands in pockets", "with both hands in the pockets", "hands in pockets"]
+    },
+    ("impairment", "none"): {"mod": ["with a normal gait", "without any impairment"]},
+    ("impairment", "limp"): {"verb": ["limping"], "mod": ["with a limp", "favouring one leg"]},
+    ("impairment", "cane"): {"mod": ["with a cane", "using a walking stick", "leaning on a cane"]},
+    ("energy", "neutral"): {"adj": ["calm", "relaxed"]},
+    ("energy", "tired"): {
+        "adj": ["tired", "exhausted", "weary"],
+        "mod": ["shuffling tiredly", "looking exhausted"],
+    },
+    ("energy", "confident"): {
+        "adj": ["confident", "self-assured"],
+        "mod": ["confidently", "with a confident stride", "upright and confident"],
+    },
+    ("view", "front"): {"mod": ["seen from the front", "facing the camera", "towards the camera"]},
+    ("view", "back"): {
+        "mod": ["seen from behind", "away from the camera", "with their back to us"]
+    },
+    ("view", "side"): {"mod": ["seen from the side", "in profile", "viewed side-on"]},
+    ("view", "oblique"): {"mod": ["seen at an angle", "from a diagonal view", "viewed obliquely"]},
+}
+_HELDOUT: dict[tuple[str, str], _Phr] = {
+    ("build", "slim"): {"adj": ["slender", "skinny", "lean"]},
+    ("build", "average"): {"adj": ["normally built", "regular-sized"]},
+    ("build", "heavy"): {"adj": ["stocky", "large", "chubby"]},
+    ("pace", "slow"): {"mod": ["leisurely", "taking their time", "at a sluggish speed"]},
+    ("pace", "normal"): {"mod": ["at an average speed", "at a regular speed"]},
+    ("pace", "brisk"): {"mod": ["hurriedly", "at a quick pace", "rapidly"]},
+    ("pace", "running"): {"verb": ["sprinting", "dashing", "racing along"]},
+    ("footwear", "flat"): {"mod": ["in flats", "in running shoes", "in loafers"]},
+    ("footwear", "heels"): {"mod": ["in stilettos", "wearing pumps", "in heeled shoes"]},
+    ("footwear", "boots"): {"mod": ["in hiking boots", "with work boots on", "in combat boots"]},
+    ("carrying", "nothing"): {"mod": ["not carrying anything", "with nothing in hand"]},
+    ("carrying", "handbag"): {
+        "mod": ["holding a shoulder bag", "with a bag on one arm", "clutching a purse"]
+    },
+    ("carrying", "backpack"): {"mod": ["with a schoolbag on the back", "wearing a knapsack"]},
+    ("carrying", "suitcase"): {"mod": ["towing luggage", "wheeling a travel case"]},
+    ("carrying", "phone_call"): {"mod": ["making a call", "chatting on a mobile"]},
+    ("carrying", "texting"): {"mod": ["reading a smartphone", "staring at a mobile screen"]},
+    ("carrying", "hands_in_pockets"): {"mod": ["hands tucked in pockets", "with pocketed hands"]},
+    ("impairment", "none"): {"mod": ["with a healthy gait", "with an even gait"]},
+    ("impairment", "limp"): {
+        "verb": ["hobbling"],
+        "mod": ["with an injured leg", "with an uneven, lame gait"],
+    },
+    ("impairment", "cane"): {"mod": ["aided by a stick", "with the help of a walking aid"]},
+    ("energy", "neutral"): {"adj": ["composed", "ordinary"]},
+    ("energy", "tired"): {
+        "adj": ["worn-out", "fatigued", "sleepy"],
+        "mod": ["dragging their feet", "drained of energy"],
+    },
+    ("energy", "confident"): {
+        "adj": ["proud", "assertive"],
+        "mod": ["with poise", "with a proud posture"],
+    },
+    ("view", "front"): {"mod": ["approaching the viewer", "coming toward us"]},
+    ("view", "back"): {"mod": ["moving away from us", "in rear view"]},
+    ("view", "side"): {"mod": ["crossing the frame", "in side view"]},
+    ("view", "oblique"): {"mod": ["in three-quarter view", "at a diagonal angle"]},
+}
+
+_VERB_TRAIN = ["walking", "walking along", "strolling"]
+_VERB_HELDOUT = ["moving", "making their way", "going along", "heading down the street"]
+
+_FRAMES_TRAIN = [
+    "{A} {np} {vp}.",
+    "{A} {np} is {vp}.",
+    "The video shows {a} {np} {vp}.",
+    "Footage of {a} {np} {vp}.",
+    "Here we see {a} {np} {vp}.",
+    "{A} {np}, {vp}.",
+    "This clip features {a} {np} {vp}.",
+    "In this sequence, {a} {np} is {vp}.",
+]
+_FRAMES_HELDOUT = [
+    "{np} {vp}",
+    "find {a} {np} {vp}",
+    "show me {a} {np} {vp}",
+    "looking for {a} {np} {vp}",
+    "{a} {np} who is {vp}",
+    "any {np} {vp}?",
+]
+
+_DESCRIBED = ("gender", "age", "build", "pace", "footwear", "carrying", "impairment", "energy",
+              "view")  # fmt: skip
+# Order the attribute groups are allowed to appear in the verb phrase (shuffled per text).
+_MOD_GROUPS = ("pace", "impairment", "carrying", "footwear", "energy", "view")
+
+
+def _join(parts: list[str], rng: random.Random) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    sep = rng.choice([", ", " "]) if len(parts) == 2 else ", "
+    if len(parts) == 2 and sep == " ":
+        return f"{parts[0]} and {parts[1]}"
+    return sep.join(parts[:-1]) + " and " + parts[-1]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _tables(heldout: bool) -> tuple[dict, dict, list[str], list[str]]:
+    if heldout:
+        return _NOUNS_HELDOUT, _HELDOUT, _VERB_HELDOUT, _FRAMES_HELDOUT
+    return _NOUNS_TRAIN, _TRAIN, _VERB_TRAIN, _FRAMES_TRAIN
+
+
+def compose(attributes: Mapping[str, Any], rng: random.Random, heldout: bool = False) -> str:
+    """One sentence mentioning exactly the given attributes (in the chosen family)."""
+    nouns, phrases, verbs, frames = _tables(heldout)
+    gender, age = attributes.get("gender"), attributes.get("age")
+    noun = rng.choice(nouns[(gender, age)])
+    adjs: list[str] = []
+    mods: list[str] = []
+    verb = rng.choice(verbs)
+    groups = [g for g in _MOD_GROUPS if g in attributes] + (
+        ["build"] if "build" in attributes else []
+    )
+    rng.shuffle(groups)
+    verb_set = False
+    for group in groups:
+        table = phrases.get((group, str(attributes[group])), {})
+        kinds = [k for k in ("adj", "verb", "mod") if k in table]
+        if not kinds:
+            continue
+        if verb_set and len(kinds) > 1 and "verb" in kinds:
+            kinds.remove("verb")
+        kind = rng.choice(kinds)
+        if kind == "adj" and len(adjs) < 2:
+            adjs.append(rng.choice(table["adj"]))
+        elif kind == "adj":
+            mods.append("looking " + rng.choice(table["adj"]))
+        elif kind == "verb" and not verb_set:
+            verb, verb_set = rng.choice(table["verb"]), True
+        elif kind == "verb":
+            mods.append("while " + rng.choice(table["verb"]))
+        else:
+            mods.append(rng.choice(table["mod"]))
+    np_ = " ".join([*adjs, noun])
+    vp = verb if not mods else f"{verb} {_join(mods, rng)}"
+    frame = rng.choice(frames)
+    text = frame.format(a=_article(np_), A=_article(np_).capitalize(), np=np_, vp=vp)
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[0].upper() + text[1:] if not heldout else text
+
+
+@dataclass
+class TemplateDescriber:
+    """Varied descriptions of an attribute set (training family)."""
+
+    seed: int = 0
+    min_groups: int = 2
+
+    def describe(self, attributes: Mapping[str, Any], n: int, key: str = "") -> list[str]:
+        """``n`` distinct sentences, each on a random subset of the attributes."""
+        rng = random.Random(f"{self.seed}:{key}:{sorted(attributes.items())}")
+        names = [g for g in attributes if g in _DESCRIBED]
+        out: list[str] = []
+        for _ in range(n * 6):
+            if len(out) >= n:
+                break
+            k = rng.randint(min(self.min_groups, len(names)), len(names))
+            chosen = rng.sample(names, k)
+            # Default values are seldom worth saying; drop most of them.
+            chosen = [
+                g for g in chosen
+                if str(attributes[g]) not in ("nothing", "none", "neutral", "average", "flat",
+                                              "normal") or rng.random() < 0.25
+            ]  # fmt: skip
+            text = compose({g: attributes[g] for g in chosen}, rng)
+            if text not in out:
+                out.append(text)
+        return out
+
+
+def heldout_query(attributes: Mapping[str, Any], rng: random.Random) -> str:
+    """A search query in the held-out family mentioning exactly ``attributes``."""
+    return compose(attributes, rng, heldout=True)
+
+
+def attribute_phrases(group: str, value: str, heldout: bool = False) -> list[str]:
+    """Several English phrases describing one attribute value."""
+    nouns, phrases, verbs, _ = _tables(heldout)
+    if group == "gender":
+        return [f"{_article(n)} {n} walking" for n in nouns[(value, None)]] + [
+            f"{_article(n)} {n} walking" for age in ("young", "adult") for n in nouns[(value, age)]
+        ]
+    if group == "age":
+        return [f"{_article(n)} {n} walking" for n in nouns[(None, value)]] + [
+            f"{_article(n)} {n} walking" for g in ("male", "female") for n in nouns[(g, value)]
+        ]
+    table = phrases.get((group, value))
+    if table is None:
+        raise ValueError(f"no phrases for {group}={value}")
+    noun = nouns[(None, None)][0]
+    out = [f"{_article(a)} {a} {noun} walking" for a in table.get("adj", [])]
+    out += [f"{_article(noun)} {noun} {v}" for v in table.get("verb", [])]
+    out += [f"{_article(noun)} {noun} {verbs[0]} {m}" for m in table.get("mod", [])]
+    return out
+
+
+def label_descriptions(label: str, n: int = 8) -> list[str]:
+    """Expand a free label ("limping", "texting while walking") into ``n`` sentences."""
+    label = label.strip()
+    if not label:
+        raise ValueError("empty label")
+    low = label.lower()
+    frames = [
+        "a person {l}.",
+        "someone {l}.",
+        "a pedestrian {l}.",
+        "the video shows a person {l}.",
+        "a walking sequence of someone {l}.",
+        "footage of a person {l}.",
+        "a man {l}.",
+        "a woman {l}.",
+    ]
+    is_phrase = " " in low or low.endswith("ing")
+    text_l = low if is_phrase else f"who is {low}"
+    out = [f.format(l=text_l) for f in frames]
+    # Known vocabulary: add the matching attribute phrases.
+    for (group, value), _table in _TRAIN.items():
+        if value.replace("_", " ") in low or low in value.replace("_", " "):
+            out = attribute_phrases(group, value) + out
+    seen: list[str] = []
+    for t in out:
+        t = t[0].upper() + t[1:]
+        if t not in seen:
+            seen.append(t)
+    return seen[:n]
+
+
+class Describer(Protocol):
+    def describe(self, attributes: Mapping[str, Any], n: int, key: str = "") -> list[str]: ...
+
+
+def describe_gallery(
+    data_dir: Path | str,
+    describer: Describer,
+    per_sequence: int = 4,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """(Re)write ``description``/``descriptions`` of every record; returns the count."""
+    from gaitsearch.model.gallery import read_metadata, write_metadata
+
+    records = read_metadata(data_dir, strict=True)
+    for i, record in enumerate(records):
+        texts = describer.describe(record.attributes, per_sequence, key=record.id)
+        if texts:
+            record.description = texts[0]
+            record.descriptions = texts
+        if on_progress:
+            on_progress(i + 1)
+    write_metadata(data_dir, records)
+    return len(records)
