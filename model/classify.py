@@ -22,7 +22,10 @@ def label_phrases(label: str) -> list[str]:
         label_descriptions = None
     phrases: list[str] = []
     if label_descriptions is not None:
-        phrases = [p for p in label_descriptions(label) if p]
+        try:
+            phrases = [p for p in label_descriptions(label) if p]
+        except (KeyError, ValueError):
+            phrases = []
     if not phrases:
         phrases = [
             f"a person {label}",
@@ -40,7 +43,10 @@ def value_phrases(group: str, value: str) -> list[str]:
         attribute_phrases = None
     phrases: list[str] = []
     if attribute_phrases is not None:
-        phrases = [p for p in attribute_phrases(group, value) if p]
+        try:
+            phrases = [p for p in attribute_phrases(group, value) if p]
+        except (KeyError, ValueError):
+            phrases = []
     if not phrases:
         readable = value.replace("_", " ")
         phrases = [f"a person, {group}: {readable}", f"a {readable} person walking"]

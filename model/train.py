@@ -209,7 +209,8 @@ def train(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
-    cache = cache or EmbeddingCache(text_encoder)
+    if cache is None:
+        cache = EmbeddingCache(text_encoder)
     progress = _Progress(cfg.progress)
     full = load_training_set(cfg.data, cache, progress.note)
     train_set, holdout = _validation(cfg, full, rng)
