@@ -38,6 +38,7 @@ def create_app(
     text_encoder: Any = None,
     index_loader: Callable[[Path, str | None], Any] | None = None,
     current_version: Callable[[Path], str | None] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app. ``model``/``text_encoder``/``index_loader`` may be injected (tests,
     benchmarks); otherwise they come from the settings when the app starts."""
@@ -48,6 +49,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(_load, state, model, text_encoder, index_loader, current_version)
+        if on_ready:
+            on_ready()
         watcher = None
         if settings.watch and state.holder is not None:
             watcher = asyncio.create_task(

@@ -7,32 +7,16 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-from gaitsearch.model.attributes import ATTRIBUTES
-from gaitsearch.model.gallery import GalleryWriter, SequenceRecord
+import pytest
 
 QUERY = "woman in heels walking briskly"
 
 
-def write_gallery(root: Path, count: int = 48, seed: int = 0) -> Path:
-    """A small gallery with one value per attribute group and a description per walk."""
-    from conftest import walking_like
+def write_gallery(root: Path, count: int = 60, seed: int = 3) -> Path:
+    """A small synthetic gallery: attributes, descriptions and queries.jsonl."""
+    from gaitsearch.model.synth import synthesize_gallery
 
-    rng = np.random.default_rng(seed)
-    with GalleryWriter(root) as writer:
-        for i in range(count):
-            attrs = {g: values[(i * (j + 1)) % len(values)] for j, (g, values) in
-                     enumerate(ATTRIBUTES.items())}  # fmt: skip
-            text = (
-                f"a {attrs['age']} {attrs['gender']} in {attrs['footwear']} walking at a "
-                f"{attrs['pace']} pace, seen from the {attrs['view']}"
-            )
-            writer.add(
-                SequenceRecord(
-                    id=f"walk{i:04d}", fps=25.0, source="test", attributes=attrs, description=text
-                ),
-                walking_like(rng, 32 + (i % 12)),
-            )
+    synthesize_gallery(root, count=count, seed=seed)
     return root
 
 
@@ -40,6 +24,37 @@ def build_test_index(gallery: Path, index_dir: Path, checkpoint: Path) -> str:
     from gaitsearch.index.build import build_index
 
     return build_index(gallery, index_dir, checkpoint, progress=False).version
+
+
+class ServiceIndex:
+    def __init__(self, gallery: Path, index_dir: Path, checkpoint: Path) -> None:
+        self.gallery, self.index_dir, self.checkpoint = gallery, index_dir, checkpoint
+
+    def settings(self, **overrides):
+        from gaitsearch.service.settings import Settings
+
+        values = {"index_dir": self.index_dir, "checkpoint": self.checkpoint, **overrides}
+        return Settings(**values)
+
+    def app(self, text_encoder, **overrides):
+        """The app over this index, sharing the already loaded encoder and checkpoint."""
+        from gaitsearch.model.checkpoint import load_checkpoint
+        from gaitsearch.service.app import create_app
+
+        model = load_checkpoint(self.checkpoint)
+        return create_app(self.settings(**overrides), model=model, text_encoder=text_encoder)
+
+    def publish_new_version(self) -> str:
+        return build_test_index(self.gallery, self.index_dir, self.checkpoint)
+
+
+@pytest.fixture(scope="module")
+def service_index(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> ServiceIndex:
+    """A real index (FAISS + SQLite) over a 60-walk synthetic gallery, tiny checkpoint."""
+    root = tmp_path_factory.mktemp("service")
+    gallery = write_gallery(root / "gallery")
+    build_test_index(gallery, root / "index", tiny_checkpoint)
+    return ServiceIndex(gallery, root / "index", tiny_checkpoint)
 
 
 def free_port() -> int:
