@@ -609,7 +609,7 @@ def _derive_ivf(
     if live.kind == "ivfflat" and count:
         # IVF-flat stores exact vectors, so the recall check can be repeated.
         ivf = faiss.extract_index_ivf(index)
-        ivf.make_direct_map()
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
         first_new = int(old_ids.max()) + 1 if len(old_ids) else 0
         all_ids = np.concatenate([kept_ids, np.arange(first_new, next_id, dtype=np.int64)])
         vectors = index.reconstruct_batch(all_ids)

@@ -91,8 +91,10 @@ def build_faiss(
             params = {"nlist": nlist}
         else:
             m = _pq_m(dim)
-            index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-            params = {"nlist": nlist, "pq_m": m, "pq_bits": 8}
+            # 8-bit codes (256 centroids per sub-space) unless the gallery is tinier than that.
+            nbits = int(min(8, max(1, math.floor(math.log2(max(n, 2))))))
+            index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
+            params = {"nlist": nlist, "pq_m": m, "pq_bits": nbits}
         index.own_fields = True
         quantizer.this.disown()
         sample = min(n, max(nlist * TRAIN_SAMPLE_PER_LIST, 10_000), TRAIN_SAMPLE_MAX)

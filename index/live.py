@@ -181,7 +181,8 @@ class LoadedIndex:
         if self.kind in ("ivfflat", "ivfpq") and not self._has_direct_map:
             with self._direct_map_lock:
                 if not self._has_direct_map:
-                    faiss.extract_index_ivf(self._index).make_direct_map()
+                    ivf = faiss.extract_index_ivf(self._index)
+                    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
                     self._has_direct_map = True
         return self._index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
 

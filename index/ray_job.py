@@ -9,6 +9,7 @@ nodes is this embedding step; the FAISS build afterwards runs on the driver.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,16 +90,17 @@ def embed_ray(
     started_here = not ray.is_initialized()
     if started_here:
         if ray_address:
-            ray.init(address=ray_address, log_to_driver=False)
+            ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             ray.init(
                 num_cpus=max(workers or os.cpu_count() or 1, 1),
                 include_dashboard=False,
                 log_to_driver=False,
-                configure_logging=False,
+                logging_level=logging.WARNING,
             )
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
-        from ray.data import DataContext
+        from ray.data import ActorPoolStrategy, DataContext
 
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -112,7 +114,7 @@ def embed_ray(
             SequenceEmbedder,
             fn_constructor_kwargs={"checkpoint": ckpt, "threads": threads},
             batch_size=batch_size,
-            concurrency=pool,
+            compute=ActorPoolStrategy(size=pool),
             num_cpus=threads,
             batch_format="numpy",
         )

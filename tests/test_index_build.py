@@ -1,0 +1,222 @@
+"""Index builds: versions on disk, counts, search and filters, CLI, add/remove/activate/gc."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import walking_like
+from gaitsearch.index.build import add_to_index, build_index, remove_from_index
+from gaitsearch.index.faiss_kind import choose_kind
+from gaitsearch.index.live import IndexLoadError, current_version, load_index
+from gaitsearch.index.maintenance import activate_version, collect_garbage
+from gaitsearch.model.gallery import GalleryWriter, SequenceRecord
+from gaitsearch.service.cli import app
+from typer.testing import CliRunner
+
+VIEWS = ("front", "side", "back")
+
+
+def make_gallery(root: Path, n: int, start: int = 0, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    with GalleryWriter(root) as writer:
+        for i in range(start, start + n):
+            view = VIEWS[i % 3]
+            record = SequenceRecord(
+                id=f"g{i:05d}",
+                fps=25.0 if i % 4 else 30.0,
+                source="cam1" if i % 2 else "cam2",
+                attributes={"view": view, "pace": "brisk" if i % 5 == 0 else "normal"},
+                description=f"a person walking {'briskly ' if i % 5 == 0 else ''}"
+                f"seen from the {view}",
+            )
+            writer.add(record, walking_like(rng, 30 + i % 20))
+    return root
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_gallery(tmp_path_factory.mktemp("g") / "gallery", 120)
+
+
+def test_build_creates_version_files_and_current(gallery, tiny_checkpoint, tmp_path):
+    idx = tmp_path / "idx"
+    result = build_index(gallery, idx, tiny_checkpoint, batch_size=32, progress=False)
+    vdir = idx / "versions" / result.version
+    assert {p.name for p in vdir.iterdir()} == {"manifest.json", "vectors.faiss", "metadata.sqlite"}
+    assert (idx / "CURRENT").read_text().strip() == result.version
+    assert not list((idx / "versions").glob("*.partial"))
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    assert manifest["count"] == 120 and result.count == 120 and result.skipped == 0
+    assert manifest["kind"] == "flat"
+    assert manifest["dim"] == 384
+    assert set(manifest["files"]) == {"vectors.faiss", "metadata.sqlite"}
+    assert manifest["text_encoder"]["name"] == "all-MiniLM-L6-v2"
+
+    live = load_index(idx)
+    assert live.version == result.version and live.count == 120
+    assert {"view", "source", "fps", "pace"} <= live.filter_keys
+    # A stored gallery vector finds itself first, with its metadata.
+    vec = live.vector("g00007")
+    hits = live.search(vec[None], 5)[0]
+    assert hits[0].id == "g00007" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert hits[0].metadata["attributes"]["view"] == VIEWS[7 % 3]
+    assert set(hits[0].metadata) == {"id", "fps", "source", "attributes", "description"}
+    assert live.get("g00007")["path"].endswith("sequences/g00007.npy")
+    assert live.load_keypoints("g00007").shape[1:] == (18, 3)
+    assert live.get("nope") is None and live.load_keypoints("nope") is None
+    live.close()
+
+
+def test_filters_restrict_hits_and_unknown_key_is_refused(gallery, tiny_checkpoint, tmp_path):
+    build_index(gallery, tmp_path / "idx", tiny_checkpoint, progress=False)
+    live = load_index(tmp_path / "idx")
+    q = live.vector("g00000")[None]
+    side = live.search(q, 200, {"view": "side"})[0]
+    assert len(side) == 40 and all(h.metadata["attributes"]["view"] == "side" for h in side)
+    both = live.search(q, 200, {"view": ["side", "back"], "source": "cam1", "fps": "25"})[0]
+    assert both and all(
+        h.metadata["attributes"]["view"] in ("side", "back")
+        and h.metadata["source"] == "cam1"
+        and h.metadata["fps"] == 25.0
+        for h in both
+    )
+    # Same ranking as unfiltered search restricted to matching rows.
+    full = [h for h in live.search(q, 120)[0] if h.metadata["attributes"]["view"] == "side"]
+    assert [h.id for h in side] == [h.id for h in full]
+    assert live.search(q, 5, {"view": "upside-down"}) == [[]]
+    with pytest.raises(ValueError, match="colour"):
+        live.search(q, 5, {"colour": "red"})
+    with pytest.raises(ValueError, match="shape"):
+        live.search(np.zeros((1, 7), np.float32), 5)
+    live.close()
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "ivfpq"])
+def test_approximate_kinds_record_measured_recall(gallery, tiny_checkpoint, tmp_path, kind):
+    result = build_index(gallery, tmp_path / "idx", tiny_checkpoint, kind=kind, progress=False)
+    recall = result.manifest.recall
+    assert result.kind == kind and recall is not None
+    assert recall.queries > 0 and recall.query_source == "descriptions"
+    assert 0.0 < recall.recall_at_10 <= 1.0
+    assert recall.meets_target == (recall.recall_at_10 >= 0.95)
+    live = load_index(tmp_path / "idx")
+    top = [h.id for h in live.search(live.vector("g00011")[None], 3)[0]]
+    # Product quantisation is lossy: the query's own row need only be near the top.
+    assert top[0] == "g00011" if kind != "ivfpq" else "g00011" in top
+    live.close()
+
+
+def test_auto_kind_by_size():
+    assert choose_kind(2_000, 384) == "flat"
+    assert choose_kind(50_000, 384) == "hnsw"
+    assert choose_kind(217_000, 384) == "ivfflat"
+    assert choose_kind(5_000_000, 384) == "ivfpq"
+
+
+def test_bad_files_are_skipped_and_counted_or_refused_with_strict(tmp_path, tiny_checkpoint):
+    root = make_gallery(tmp_path / "g", 30)
+    np.save(root / "sequences" / "g00003.npy", np.zeros((5, 18, 3), np.float32))  # too short
+    (root / "sequences" / "g00004.npy").write_bytes(b"not numpy")
+    np.save(root / "sequences" / "stray.npy", walking_like(np.random.default_rng(1)))
+    with (root / "metadata.jsonl").open("a") as fh:
+        fh.write("{broken json\n")
+    result = build_index(root, tmp_path / "idx", tiny_checkpoint, progress=False)
+    assert result.count == 28 and result.skipped == 4
+    assert any("g00003.npy" in p for p in result.problems)
+    assert any("stray.npy" in p and "unknown id" in p for p in result.problems)
+    assert load_index(tmp_path / "idx").get("g00003") is None
+
+    runner = CliRunner()
+    out = runner.invoke(
+        app,
+        ["index", "build", "--data", str(root), "--index-dir", str(tmp_path / "idx2"),
+         "--checkpoint", str(tiny_checkpoint), "--strict"],
+    )  # fmt: skip
+    assert out.exit_code == 2
+    assert "error:" in out.output and "Traceback" not in out.output
+    assert not (tmp_path / "idx2" / "CURRENT").exists()
+    assert not list((tmp_path / "idx2" / "versions").iterdir())
+
+
+def test_cli_build_twice_then_activate_first_switches_back(
+    gallery, tiny_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GAITSEARCH_INDEX_DIR", str(tmp_path / "idx"))
+    runner = CliRunner()
+    args = ["index", "build", "--data", str(gallery), "--checkpoint", str(tiny_checkpoint)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "indexed 120, skipped 0; version v0001" in first.output
+    second = runner.invoke(app, [*args, "--kind", "hnsw"])
+    assert second.exit_code == 0, second.output
+    assert current_version(tmp_path / "idx") == "v0002"
+    assert load_index(tmp_path / "idx").kind == "hnsw"
+
+    listing = runner.invoke(app, ["index", "list"])
+    assert "* v0002" in listing.output and "  v0001" in listing.output
+    back = runner.invoke(app, ["index", "activate", "v0001"])
+    assert back.exit_code == 0 and "v0001 (was v0002)" in back.output
+    assert current_version(tmp_path / "idx") == "v0001"
+    live = load_index(tmp_path / "idx")
+    assert live.version == "v0001" and live.kind == "flat" and live.count == 120
+
+    missing = runner.invoke(app, ["index", "activate", "v0009"])
+    assert missing.exit_code == 2 and "v0009" in missing.output
+    assert current_version(tmp_path / "idx") == "v0001"
+
+
+def test_add_remove_and_gc(gallery, tiny_checkpoint, tmp_path):
+    idx = tmp_path / "idx"
+    base = build_index(gallery, idx, tiny_checkpoint, progress=False)
+    # 20 new ids plus 5 that replace existing ones (g00115..g00119).
+    extra = make_gallery(tmp_path / "extra", 25, start=115, seed=9)
+    added = add_to_index(extra, idx, tiny_checkpoint, progress=False)
+    assert added.count == 140 and added.manifest.parent == base.version
+    live = load_index(idx)
+    assert live.count == 140 and live.get("g00139") is not None
+    # The replaced sequence now carries the new embedding.
+    new_vec = live.vector("g00117")
+    assert live.search(new_vec[None], 1)[0][0].id == "g00117"
+    old = load_index(idx, base.version)
+    assert not np.allclose(old.vector("g00117"), new_vec)
+    old.close()
+    live.close()
+
+    removed = remove_from_index(idx, ["g00000", "g00139"])
+    assert removed.count == 138
+    live = load_index(idx)
+    assert live.get("g00000") is None and live.get("g00001") is not None
+    live.close()
+    with pytest.raises(Exception, match="not-there"):
+        remove_from_index(idx, ["not-there"])
+    assert current_version(idx) == removed.version
+
+    removed_versions, _ = collect_garbage(idx, keep=1)
+    assert removed_versions == [base.version, added.version]
+    assert [p.name for p in (idx / "versions").iterdir()] == [removed.version]
+    assert load_index(idx).count == 138
+
+
+def test_add_to_ivf_keeps_quantiser_and_ids(gallery, tiny_checkpoint, tmp_path):
+    idx = tmp_path / "idx"
+    build_index(gallery, idx, tiny_checkpoint, kind="ivfflat", progress=False)
+    extra = make_gallery(tmp_path / "extra", 10, start=200, seed=3)
+    add_to_index(extra, idx, tiny_checkpoint, progress=False)
+    remove_from_index(idx, ["g00005"])
+    live = load_index(idx)
+    assert live.kind == "ivfflat" and live.count == 129
+    assert live.get("g00005") is None
+    hits = live.search(live.vector("g00203")[None], 1, {"view": VIEWS[203 % 3]})[0]
+    assert hits[0].id == "g00203"
+    assert live.manifest.recall is not None and live.manifest.recall.queries > 0
+    live.close()
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexLoadError, match="CURRENT"):
+        load_index(tmp_path / "empty")
+    with pytest.raises(IndexLoadError, match="v0003"):
+        activate_version(tmp_path, "v0003")
