@@ -117,12 +117,15 @@ class SearchEngine:
         futures = []
         for text in texts:
             fut = self._inflight.get(text)
+            if fut is not None and fut.get_loop() is not loop:
+                fut = None  # left by an event loop that is gone (test clients make new ones)
             if fut is None:  # identical concurrent queries share one encoder row
                 fut = loop.create_future()
                 self._inflight[text] = fut
                 self._queue.append(text)
             futures.append(fut)
-        if self._drainer is None or self._drainer.done():
+        drainer = self._drainer
+        if drainer is None or drainer.done() or drainer.get_loop() is not loop:
             self._drainer = loop.create_task(self._drain())
         # shield: one client hanging up must not cancel a row other requests wait for.
         return list(await asyncio.gather(*(asyncio.shield(f) for f in futures)))
