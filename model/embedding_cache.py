@@ -8,6 +8,7 @@ Default location: ``$GAITSEARCH_CACHE_DIR`` or ``~/.cache/gaitsearch/text_embedd
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 CACHE_FILE = "text_embeddings.sqlite"
 _CHUNK = 500  # SQLite's default limit on bound parameters is 999
@@ -38,17 +41,29 @@ class EmbeddingCache:
     def __init__(self, encoder: _Encoder, path: Path | str | None = None) -> None:
         self.encoder = encoder
         self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._open(str(self.path))
+        except (OSError, sqlite3.Error) as exc:
+            # A read-only home (containers) must not stop evaluation: keep vectors in memory.
+            log.warning(
+                "%s: embedding cache not usable (%s); caching in memory only", self.path, exc
+            )
+            self._db = self._open(":memory:")
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _open(location: str) -> sqlite3.Connection:
+        db = sqlite3.connect(location, timeout=30.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
             "CREATE TABLE IF NOT EXISTS embeddings ("
             " fingerprint TEXT NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL,"
             " PRIMARY KEY (fingerprint, text))"
         )
-        self._db.commit()
-        self.hits = 0
-        self.misses = 0
+        db.commit()
+        return db
 
     def lookup(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached vectors among ``texts`` (missing ones are absent)."""

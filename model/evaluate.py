@@ -279,18 +279,23 @@ def evaluate(
     seed: int = 0,
     extras: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    embed_texts: Callable[[list[str]], np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``gaitsearch eval`` prints, as one dict."""
+    """Everything ``gaitsearch eval`` prints, as one dict.
+
+    ``embed_texts`` (default: the encoder's in-memory LRU) may be a disk cache's ``encode``.
+    """
     model.check_text_encoder(text_encoder.fingerprint, text_encoder.name)
+    embed = embed_texts or text_encoder.encode_cached
     queries = load_queries(queries_path)
     gallery = embed_gallery(model, data, on_progress=on_progress)
-    qvecs = text_encoder.encode([q.query for q in queries])
+    qvecs = embed([q.query for q in queries])
     out = retrieval(gallery, qvecs, queries, seed=seed)
     if extras:
-        out["batches_of_32"] = batches_of_32(gallery, text_encoder.encode, seed=seed)
+        out["batches_of_32"] = batches_of_32(gallery, embed, seed=seed)
         groups = [g for g in ATTRIBUTES if any(g in r.attributes for r in gallery.records)]
         if groups:
-            protos = attribute_prototypes(text_encoder.encode_cached, groups)
+            protos = attribute_prototypes(embed, groups)
             out["zero_shot"] = zero_shot(gallery, protos, seed=seed)
     out["checkpoint"] = model.fingerprint
     return out

@@ -280,8 +280,9 @@ def train(
         try:
             if cfg.val_data:
                 metrics = evaluate(
-                    cfg.val_data, val_queries, model, text_encoder, seed=cfg.seed, extras=False
-                )
+                    cfg.val_data, val_queries, model, text_encoder, seed=cfg.seed,
+                    extras=False, embed_texts=cache.encode,
+                )  # fmt: skip
             elif holdout is not None:
                 metrics = _holdout_metrics(model, holdout, cfg.seed)
             else:

@@ -139,12 +139,17 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Text-to-gait retrieval metrics as one JSON object (random ranking beside them)."""
+        from gaitsearch.model.embedding_cache import EmbeddingCache
         from gaitsearch.model.evaluate import EvaluationError, evaluate
         from gaitsearch.model.gallery import GalleryError
 
         model, encoder = _checkpoint_and_encoder(checkpoint)
         try:
-            result = evaluate(data, queries, model, encoder, seed=seed, extras=extras)
+            with EmbeddingCache(encoder) as cache:
+                result = evaluate(
+                    data, queries, model, encoder, seed=seed, extras=extras,
+                    embed_texts=cache.encode,
+                )  # fmt: skip
         except (EvaluationError, GalleryError) as exc:
             fail(str(exc))
         typer.echo(json.dumps(result, indent=2))

@@ -117,7 +117,8 @@ def test_resume_continues_from_the_saved_step(trained, text_encoder) -> None:
     assert again["history"][: len(summary["history"])] == summary["history"]
 
 
-def test_eval_cli_prints_the_contract_json(trained, toy) -> None:
+def test_eval_cli_prints_the_contract_json(trained, toy, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GAITSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     cfg = trained[0]
     data = toy[1]
     res = CliRunner().invoke(
@@ -134,6 +135,8 @@ def test_eval_cli_prints_the_contract_json(trained, toy) -> None:
     assert doc["batches_of_32"]["n_batches"] == 2
     zs = doc["zero_shot"]["per_group"]
     assert set(zs) == {"pace", "carrying"} and 0 <= zs["pace"]["auc"] <= 1
+    # every description and query went through the on-disk cache
+    assert (tmp_path / "cache" / "text_embeddings.sqlite").is_file()
 
 
 def test_eval_cli_bad_queries_file(trained, toy, tmp_path) -> None:

@@ -1,0 +1,194 @@
+"""Retrieval quality: our recipe vs the paper's recipe vs a random ranking, in one run.
+
+Both recipes train on the same synthetic training gallery for the same wall-clock budget and
+are evaluated on a held-out test gallery generated with another seed, whose queries use
+held-out phrasing (``synthesize_gallery`` writes them). Rows:
+
+- ``ours``: the "small" pre-norm transformer, symmetric InfoNCE with false-negative masking,
+  pelvis centring + body-height scaling, 32 frames at 12.5 fps, lr 1e-3.
+- ``paper``: the paper's encoder (12 post-norm layers, d=768, first-token output), triplet
+  loss (margin 10, unnormalised L2, negative of a different attribute set), first-joint
+  centring, no scale normalisation, 60 frames, AdamW lr 1e-5, weight decay 0.1, batch 128.
+- ``paper-loss-small``: ablation — our small encoder with the paper's loss and preprocessing.
+- ``random``: the seeded random ranking computed by the same evaluation.
+
+Prints a JSON document and a markdown table; ``--out`` also writes both to files.
+
+    python benchmarks/quality.py --minutes 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "ours": {"preset": "small", "loss": "infonce", "lr": 1e-3, "weight_decay": 0.05},
+    "paper": {
+        "preset": "paper", "loss": "triplet", "margin": 10.0, "lr": 1e-5, "weight_decay": 0.1,
+        "centre": "first_joint", "scale_normalise": False, "n_frames": 60, "target_fps": 25.0,
+        "warmup_steps": 0, "flip_p": 0.0, "dropout_p": 0.0,
+    },
+    "paper-loss-small": {
+        "preset": "small", "loss": "triplet", "margin": 10.0, "lr": 1e-3, "weight_decay": 0.1,
+        "centre": "first_joint", "scale_normalise": False, "n_frames": 60, "target_fps": 25.0,
+    },
+}  # fmt: skip
+
+
+def ensure_gallery(path: Path, count: int, seed: int) -> Path:
+    """Generate a synthetic gallery unless one with that many sequences is already there."""
+    from gaitsearch.model.gallery import read_metadata
+    from gaitsearch.model.synth import synthesize_gallery
+
+    if (path / "metadata.jsonl").is_file() and (path / "queries.jsonl").is_file():
+        if len(read_metadata(path)) == count:
+            return path
+        raise SystemExit(f"error: {path}: exists with a different size; remove it or pick another")
+    synthesize_gallery(path, count=count, seed=seed)
+    return path
+
+
+def run_recipe(
+    name: str, train_dir: Path, test_dir: Path, work: Path, args: argparse.Namespace, encoder: Any
+) -> dict[str, Any]:
+    from gaitsearch.model.checkpoint import load_checkpoint
+    from gaitsearch.model.evaluate import evaluate
+    from gaitsearch.model.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=str(train_dir),
+        out=str(work / name),
+        work_dir=str(work / f"{name}.state"),
+        minutes=args.minutes,
+        batch_size=128,
+        seed=args.seed,
+        val_fraction=0.0,  # no model selection: the test set stays unseen, the last model counts
+        eval_every=10**9,
+        progress=not args.quiet,
+        threads=args.threads,
+        device=args.device,
+        **RECIPES[name],
+    )
+    print(f"== {name}: training for {args.minutes} min", file=sys.stderr, flush=True)
+    summary = train(cfg, encoder, log=lambda m: print(m, file=sys.stderr))
+    model = load_checkpoint(cfg.out)
+    t0 = time.perf_counter()
+    result = evaluate(test_dir, test_dir / "queries.jsonl", model, encoder, seed=args.seed)
+    return {
+        "recipe": RECIPES[name],
+        "parameters": summary["parameters"],
+        "train_steps": summary["steps"],
+        "train_sequences_seen": summary["sequences_seen"],
+        "train_seconds": summary["seconds"],
+        "train_seq_per_s": round(summary["sequences_seen"] / max(summary["seconds"], 1e-6), 1),
+        "eval_seconds": round(time.perf_counter() - t0, 1),
+        "metrics": result,
+    }
+
+
+def table(doc: dict[str, Any]) -> str:
+    rows = [
+        "| recipe | params | trained (seq) | mAP | R@1 | R@5 | R@10 | MedR | zero-shot AUC |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def fmt(name: str, params: str, seen: str, m: dict[str, Any], auc: float | None) -> str:
+        auc_s = f"{auc:.3f}" if auc is not None else "–"
+        return (
+            f"| {name} | {params} | {seen} | {m['map']:.4f} | {m['recall@1']:.3f} | "
+            f"{m['recall@5']:.3f} | {m['recall@10']:.3f} | {m['medr']:.0f} | {auc_s} |"
+        )
+
+    first = None
+    for name, res in doc["recipes"].items():
+        m = res["metrics"]
+        first = first or m
+        zs = m.get("zero_shot", {})
+        rows.append(
+            fmt(name, f"{res['parameters'] / 1e6:.2f} M", f"{res['train_sequences_seen']:,}",
+                m, zs.get("auc_mean"))
+        )  # fmt: skip
+    if first is not None:
+        rows.append(
+            fmt("random", "–", "–", first["random"], first.get("zero_shot", {}).get("random", {})
+                .get("auc_mean"))
+        )  # fmt: skip
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=4.0, help="training budget per recipe")
+    parser.add_argument("--train-count", type=int, default=10000)
+    parser.add_argument("--test-count", type=int, default=2000)
+    parser.add_argument("--train-seed", type=int, default=1)
+    parser.add_argument("--test-seed", type=int, default=1001)
+    parser.add_argument("--seed", type=int, default=0, help="training / random-ranking seed")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("/tmp/gaitsearch-quality"),
+        help="where the generated galleries are kept (reused when present)",
+    )  # fmt: skip
+    parser.add_argument("--recipes", default="ours,paper,paper-loss-small")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+
+    from gaitsearch.model.text_encoder import load_text_encoder
+
+    names = [n.strip() for n in args.recipes.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        raise SystemExit(f"error: unknown recipe(s) {unknown}; choose from {sorted(RECIPES)}")
+    train_dir = ensure_gallery(
+        args.data_dir / f"train-{args.train_count}-s{args.train_seed}",
+        args.train_count,
+        args.train_seed,
+    )
+    test_dir = ensure_gallery(
+        args.data_dir / f"test-{args.test_count}-s{args.test_seed}", args.test_count, args.test_seed
+    )
+    encoder = load_text_encoder()
+    work = args.data_dir / "runs"
+    doc: dict[str, Any] = {
+        "benchmark": "quality",
+        "train": {"dir": str(train_dir), "count": args.train_count, "seed": args.train_seed},
+        "test": {"dir": str(test_dir), "count": args.test_count, "seed": args.test_seed},
+        "minutes_per_recipe": args.minutes,
+        "text_encoder": encoder.describe(),
+        "device": args.device,
+        "threads": args.threads or os.cpu_count(),
+        "recipes": {},
+    }
+    for name in names:
+        doc["recipes"][name] = run_recipe(name, train_dir, test_dir, work, args, encoder)
+    base = next(iter(doc["recipes"].values()))["metrics"]
+    doc["random"] = base["random"]
+    if "ours" in doc["recipes"]:
+        ours = doc["recipes"]["ours"]["metrics"]["map"]
+        doc["ratios"] = {"ours_vs_random_map": ours / max(base["random"]["map"], 1e-9)}
+        if "paper" in doc["recipes"]:
+            paper = doc["recipes"]["paper"]["metrics"]["map"]
+            doc["ratios"]["ours_vs_paper_map"] = ours / max(paper, 1e-9)
+    md = table(doc)
+    print(json.dumps(doc, indent=2))
+    print(md)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(md + "\n")
+
+
+if __name__ == "__main__":
+    main()
