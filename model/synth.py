@@ -56,10 +56,12 @@ def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
     elif age == "child":
         pace_w["running"] = 0.3
     pace = _pick(rng, pace_w)
-    heels = 0.35 if gender == "female" and age in ("young", "adult") else 0.02
+    heels = 0.5 if gender == "female" and age in ("young", "adult") else 0.02
+    heels = 0.06 if gender == "female" and age == "elderly" else heels
     if age == "child" or impairment == "cane" or pace == "running":
         heels = 0.0 if age == "child" else 0.01
-    footwear = _pick(rng, {"flat": 0.62, "heels": heels, "boots": 0.22})
+    boots = 0.4 if gender == "male" else 0.28
+    footwear = _pick(rng, {"flat": 0.62, "heels": heels, "boots": boots})
     carry_w = {
         "nothing": 0.22,
         "handbag": 0.14 if gender == "female" else 0.05,

@@ -33,7 +33,7 @@ DEG = np.pi / 180.0
 # foot clearance), lean (trunk forward lean, deg), head (head pitch down, deg), sway
 # (pelvis lateral sway), rot (pelvic rotation), list (pelvic obliquity), bounce, step_width,
 # hip_w / shoulder_w (half widths), elbow (resting elbow flexion, deg), abduct (arm
-# abduction, deg).
+# abduction, deg), hip_lift (extra hip flexion in late swing: knee lift, deg).
 EFFECTS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     "gender": {
         "male": {"shoulder_w": ("*", 1.06), "hip_w": ("*", 0.95)},
@@ -94,19 +94,21 @@ EFFECTS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
         "flat": {},
         "heels": {
             "speed": ("*", 0.93),
-            "stride": ("*", 0.84),
-            "rot": ("*", 1.5),
-            "list": ("*", 1.6),
-            "sway": ("*", 1.4),
-            "step_width": ("*", 0.35),
-            "knee_swing": ("*", 0.9),
+            "stride": ("*", 0.81),
+            "rot": ("*", 1.6),
+            "list": ("*", 1.7),
+            "sway": ("*", 1.5),
+            "step_width": ("*", 0.3),
+            "knee_swing": ("*", 0.85),
+            "arm": ("*", 0.9),
         },
         "boots": {
-            "speed": ("*", 0.96),
-            "stride": ("*", 0.98),
-            "knee_swing": ("*", 1.15),
-            "step_width": ("*", 1.15),
-            "bounce": ("*", 1.1),
+            "speed": ("*", 0.95),
+            "stride": ("*", 1.04),
+            "knee_swing": ("*", 1.3),
+            "hip_lift": ("+", 9.0),
+            "step_width": ("*", 1.2),
+            "bounce": ("*", 1.15),
         },
     },
     "carrying": {
@@ -140,6 +142,7 @@ EFFECTS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
             "speed": ("*", 0.82),
             "stride": ("*", 0.9),
             "knee_swing": ("*", 0.6),
+            "hip_lift": ("+", -4.0),
             "arm": ("*", 0.55),
             "lean": ("+", 7.0),
             "head": ("+", 12.0),
@@ -187,9 +190,10 @@ EFFECT_NOTES: dict[str, dict[str, str]] = {
     },
     "footwear": {
         "flat": "reference",
-        "heels": "raised heels (+7 cm), shorter stride and higher cadence, more pelvic "
-        "rotation, list and sway, feet placed on a line",
-        "boots": "more foot clearance (swing knee flexion), slightly slower, wider steps",
+        "heels": "raised heels (+7 cm), stride about 19% shorter at a given speed (so higher "
+        "cadence), more pelvic rotation, list and sway, feet placed on a line, stiffer knees",
+        "boots": "heavier feet: more foot clearance (swing knee flexion +25%), slightly "
+        "slower with longer, less frequent steps, wider steps, more bounce",
     },
     "carrying": {
         "nothing": "free arm swing",
@@ -239,6 +243,7 @@ _PARAM_DEFAULTS: dict[str, float] = {
     "shoulder_w": 0.118,
     "elbow": 15.0,
     "abduct": 7.0,
+    "hip_lift": 0.0,
 }
 
 
@@ -254,6 +259,7 @@ class GaitParams:
     hip_off: np.ndarray
     knee_stance: np.ndarray
     knee_swing: np.ndarray
+    hip_lift: np.ndarray
     bounce: np.ndarray
     sway: np.ndarray
     rot: np.ndarray
@@ -350,9 +356,9 @@ def gait_params(
     walk_stride = 0.8 * height * np.power(np.maximum(speed, 0.2) / 1.35, 0.6)
     run_stride = 1.25 * height * np.power(np.maximum(speed, 0.5) / 3.0, 0.7)
     stride = np.where(running > 0, run_stride, walk_stride) * col["stride"] * (1 + jitter(0.04))
-    # Keep cadence in the human range (walking 70-135, running 140-190 steps/min).
-    lo = np.where(running > 0, 140.0, 70.0) / 120.0
-    hi = np.where(running > 0, 190.0, 135.0) / 120.0
+    # Keep cadence in the human range (walking 65-155, running 140-195 steps/min).
+    lo = np.where(running > 0, 140.0, 65.0) / 120.0
+    hi = np.where(running > 0, 195.0, 155.0) / 120.0
     stride = np.clip(stride, speed / hi, speed / lo)
     duty = np.where(running > 0, 0.36, 0.62 - 0.04 * (speed - 1.35)) + jitter(0.01)
     hip_off = (8.0 + jitter(2.0)) * DEG
@@ -422,6 +428,7 @@ def gait_params(
         hip_off=hip_off,
         knee_stance=knee_stance,
         knee_swing=knee_swing,
+        hip_lift=col["hip_lift"] * DEG,
         bounce=bounce,
         sway=col["sway"] * height / 1.7 * (1 + jitter(0.15)) * (1 - 0.6 * running),
         rot=col["rot"] * (1 + jitter(0.2)) * DEG,
@@ -478,8 +485,9 @@ def _leg_angles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hip flexion and knee flexion (radians) at each phase, shape (B, T)."""
     c = lambda a: a[:, None]  # noqa: E731
-    hip = c(p.hip_off) + c(p.hip_amp * amp_scale) * np.cos(2 * np.pi * (phase + 0.06))
     duty = c(p.duty)
+    hip = c(p.hip_off) + c(p.hip_amp * amp_scale) * np.cos(2 * np.pi * (phase + 0.06))
+    hip = hip + c(p.hip_lift) * _bump(phase, duty + 0.2, 0.08)
     knee = (
         c(p.knee_stance * knee_scale) * _bump(phase, 0.24 * duty, 0.09 * duty / 0.62)
         + c(p.knee_swing * knee_scale) * _bump(phase, duty + 0.11, 0.11)
