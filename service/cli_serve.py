@@ -173,7 +173,7 @@ def run(
     from gaitsearch.index.live import current_version
 
     if current_version(index_dir) is None:
-        _make_demo_index(gallery, index_dir, count)
+        _make_demo_index(gallery, index_dir, count, settings.checkpoint)
     else:
         typer.echo(f"reusing the demo index in {index_dir}", err=True)
     settings = settings.model_copy(update={"index_dir": index_dir, "data_dir": root})
@@ -181,12 +181,12 @@ def run(
     _serve(settings, banner=f"gaitsearch demo is ready: open {url}")
 
 
-def _make_demo_index(gallery: Path, index_dir: Path, count: int) -> None:
+def _make_demo_index(gallery: Path, index_dir: Path, count: int, checkpoint: Path | None) -> None:
     from gaitsearch.index.build import IndexBuildError, build_index
     from gaitsearch.model.checkpoint import CheckpointError, default_checkpoint_path
     from gaitsearch.model.gallery import GalleryError
 
-    if not (default_checkpoint_path() / "config.json").is_file():
+    if checkpoint is None and not (default_checkpoint_path() / "config.json").is_file():
         fail(f"{default_checkpoint_path()}: the shipped checkpoint is missing")
     if not (gallery / "metadata.jsonl").is_file():
         from gaitsearch.model.synth import synthesize_gallery
@@ -205,7 +205,7 @@ def _make_demo_index(gallery: Path, index_dir: Path, count: int) -> None:
             )
     typer.echo(f"indexing {gallery} into {index_dir} …", err=True)
     try:
-        result = build_index(gallery, index_dir, None)
+        result = build_index(gallery, index_dir, checkpoint)
     except (IndexBuildError, GalleryError, CheckpointError) as exc:
         fail(str(exc))
     typer.echo(result.summary(), err=True)
