@@ -27,7 +27,7 @@ from typing import Any, Protocol
 _NOUNS_TRAIN: dict[tuple[str | None, str | None], list[str]] = {
     ("male", None): ["man", "guy"],
     ("female", None): ["woman", "lady"],
-    (None, None): ["person", "someone", "individual"],
+    (None, None): ["person", "individual", "figure"],
     ("male", "child"): ["boy", "little boy"],
     ("female", "child"): ["girl", "little girl"],
     (None, "child"): ["child", "kid"],
@@ -113,7 +113,7 @@ _HELDOUT: dict[tuple[str, str], _Phr] = {
     ("build", "slim"): {"adj": ["slender", "skinny", "lean"]},
     ("build", "average"): {"adj": ["normally built", "regular-sized"]},
     ("build", "heavy"): {"adj": ["stocky", "large", "chubby"]},
-    ("pace", "slow"): {"mod": ["leisurely", "taking their time", "at a sluggish speed"]},
+    ("pace", "slow"): {"mod": ["at a leisurely pace", "without hurrying", "at a sluggish speed"]},
     ("pace", "normal"): {"mod": ["at an average speed", "at a regular speed"]},
     ("pace", "brisk"): {"mod": ["hurriedly", "at a quick pace", "rapidly"]},
     ("pace", "running"): {"verb": ["sprinting", "dashing", "racing along"]},
@@ -162,6 +162,10 @@ _FRAMES_TRAIN = [
     "{A} {np}, {vp}.",
     "This clip features {a} {np} {vp}.",
     "In this sequence, {a} {np} is {vp}.",
+    "{A} {np} {vps}.",
+    "In the clip {a} {np} {vps}.",
+    "We see {a} {np} who {vps}.",
+    "The recording captures {a} {np} {vp}.",
 ]
 _FRAMES_HELDOUT = [
     "{np} {vp}",
@@ -169,6 +173,7 @@ _FRAMES_HELDOUT = [
     "show me {a} {np} {vp}",
     "looking for {a} {np} {vp}",
     "{a} {np} who is {vp}",
+    "{a} {np} that {vps}",
     "any {np} {vp}?",
 ]
 
@@ -197,19 +202,36 @@ def _tables(heldout: bool) -> tuple[dict, dict, list[str], list[str]]:
     return _NOUNS_TRAIN, _TRAIN, _VERB_TRAIN, _FRAMES_TRAIN
 
 
+_FINITE = {"running": "runs", "jogging": "jogs", "hobbling": "hobbles", "moving": "moves",
+           "making": "makes", "racing": "races", "dashing": "dashes", "going": "goes"}  # fmt: skip
+
+
+def _finite(verb_phrase: str) -> str:
+    """'walking along ...' -> 'walks along ...' (third person singular)."""
+    first, _, rest = verb_phrase.partition(" ")
+    word = _FINITE.get(first, first[:-3] + "s" if first.endswith("ing") else first)
+    return f"{word} {rest}".strip()
+
+
 def compose(attributes: Mapping[str, Any], rng: random.Random, heldout: bool = False) -> str:
-    """One sentence mentioning exactly the given attributes (in the chosen family)."""
+    """One sentence mentioning exactly the given attributes (in the chosen family).
+
+    Word order: adjectives before the noun, then the verb, the pace right after it, the
+    other manner phrases in random order, and the viewpoint last.
+    """
     nouns, phrases, verbs, frames = _tables(heldout)
     gender, age = attributes.get("gender"), attributes.get("age")
     noun = rng.choice(nouns[(gender, age)])
     adjs: list[str] = []
+    pace_mods: list[str] = []
     mods: list[str] = []
+    tail: list[str] = []
     verb = rng.choice(verbs)
-    groups = [g for g in _MOD_GROUPS if g in attributes] + (
-        ["build"] if "build" in attributes else []
-    )
-    rng.shuffle(groups)
     verb_set = False
+    middle = [g for g in ("carrying", "footwear", "energy", "build") if g in attributes]
+    rng.shuffle(middle)
+    groups = [g for g in ("pace", "impairment") if g in attributes] + middle
+    groups += ["view"] if "view" in attributes else []
     for group in groups:
         table = phrases.get((group, str(attributes[group])), {})
         kinds = [k for k in ("adj", "verb", "mod") if k in table]
@@ -226,12 +248,26 @@ def compose(attributes: Mapping[str, Any], rng: random.Random, heldout: bool = F
             verb, verb_set = rng.choice(table["verb"]), True
         elif kind == "verb":
             mods.append("while " + rng.choice(table["verb"]))
+        elif group == "pace":
+            pace_mods.append(rng.choice(table["mod"]))
+        elif group == "view":
+            tail.append(rng.choice(table["mod"]))
         else:
             mods.append(rng.choice(table["mod"]))
     np_ = " ".join([*adjs, noun])
-    vp = verb if not mods else f"{verb} {_join(mods, rng)}"
+    vp = " ".join([verb, *pace_mods])
+    if mods:
+        vp += (", " if pace_mods and rng.random() < 0.5 else " ") + _join(mods, rng)
+    if tail:
+        vp += ", " + tail[0]
     frame = rng.choice(frames)
-    text = frame.format(a=_article(np_), A=_article(np_).capitalize(), np=np_, vp=vp)
+    text = frame.format(
+        a=_article(np_),
+        A=_article(np_).capitalize(),
+        np=np_,
+        vp=vp,
+        vps=_finite(verb) + vp[len(verb) :],
+    )
     text = re.sub(r"\s+", " ", text).strip()
     return text[0].upper() + text[1:] if not heldout else text
 
