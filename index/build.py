@@ -20,7 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 from gaitsearch.index import versions
-from gaitsearch.index.embed_job import EmbeddedBatch, count_lines, embed_local
+from gaitsearch.index.embed_job import PRECISIONS, EmbeddedBatch, count_lines, embed_local
 from gaitsearch.index.faiss_kind import (
     KINDS,
     RECALL_TARGET,
@@ -136,6 +136,7 @@ def _embed(
     workers: int | None,
     report: GalleryReport,
     progress: bool,
+    precision: str = "fp32",
 ) -> Iterator[EmbeddedBatch]:
     total = count_lines(data_dir)
     bar, _ = _progress_bar(total, "embedding", progress)
@@ -150,17 +151,27 @@ def _embed(
             bar.update(task, rate=f"{rate:,.0f} seq/s")
 
         if engine == "local":
-            yield from embed_local(data_dir, model, batch_size, report, strict, advance)
+            yield from embed_local(
+                data_dir, model, batch_size, report, strict, advance, precision=precision
+            )
         else:
             from gaitsearch.index.ray_job import embed_ray
 
             yield from embed_ray(
-                data_dir, checkpoint, batch_size, report, strict, workers, ray_address, advance
+                data_dir,
+                checkpoint,
+                batch_size,
+                report,
+                strict,
+                workers,
+                ray_address,
+                advance,
+                precision=precision,
             )
         bar.update(task, completed=total)
 
 
-def _query_vectors(
+def query_vectors(
     data_dir: Path | None, descriptions: list[str], model, vectors: np.ndarray
 ) -> tuple[np.ndarray, str]:
     """Real query embeddings for the recall check: the gallery's ``queries.jsonl`` or its
@@ -263,6 +274,7 @@ def build_index(
     progress: bool = True,
     workers: int | None = None,
     publish: bool = True,
+    precision: str = "fp32",
 ) -> BuildResult:
     """Embed every valid sequence of ``data_dir`` into a new version of ``index_dir`` and
     publish it (``CURRENT``). Bad sequences are skipped and counted (or refused if strict)."""
@@ -273,6 +285,8 @@ def build_index(
         raise ValueError(f"unknown index kind {kind!r}; choose from {('auto', *KINDS)}")
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     if not (data_dir / "metadata.jsonl").is_file():
         raise GalleryError(f"{data_dir / 'metadata.jsonl'}: missing (a gallery needs it)")
     model = _load_model(checkpoint)
@@ -298,6 +312,7 @@ def build_index(
                     workers=workers,
                     report=report,
                     progress=progress,
+                    precision=precision,
                 ),
                 model,
                 kind=kind,
@@ -306,6 +321,7 @@ def build_index(
                 capacity=count_lines(data_dir),
             )
             result.manifest.data_sources = [str(data_dir.resolve())]
+            result.manifest.precision = precision
             result.manifest.timings_s["total"] = round(time.perf_counter() - start, 3)
             if publish:
                 result.path = _publish(index_dir, staging, result.manifest)
@@ -373,7 +389,7 @@ def _build_into(
     if chosen == "flat":
         recall = _measure(built, vectors, vectors[:0], "")
     else:
-        queries, source = _query_vectors(data_dir, descriptions, model, vectors)
+        queries, source = query_vectors(data_dir, descriptions, model, vectors)
         recall = _measure(built, vectors, queries, source)
         if not recall.meets_target:
             log.warning(
@@ -496,6 +512,7 @@ def _derive(
                     staging, version, live, model, checkpoint, data_dir, remove_ids, embed_kwargs
                 )
                 result.manifest.parent = live.version
+                result.manifest.precision = live.manifest.precision
                 result.manifest.operation = "add" if data_dir is not None else "remove"
                 result.manifest.data_sources = list(live.manifest.data_sources) + (
                     [str(data_dir.resolve())] if data_dir is not None else []
@@ -543,7 +560,14 @@ def _derive_into(
     new_batches: list[EmbeddedBatch] = []
     if data_dir is not None:
         new_batches = list(
-            _embed(data_dir, model, checkpoint or model.path, report=report, **embed_kwargs)
+            _embed(
+                data_dir,
+                model,
+                checkpoint or model.path,
+                report=report,
+                precision=live.manifest.precision,
+                **embed_kwargs,
+            )
         )
         if not new_batches:
             raise IndexBuildError(
@@ -616,7 +640,7 @@ def _derive_ivf(
         ivf.set_direct_map_type(faiss.DirectMap.NoMap)
         descriptions = live._store.sample_descriptions(RECALL_QUERIES)
         descriptions += [r.description for b in new_batches for r in b.records if r.description]
-        queries, source = _query_vectors(None, descriptions[:RECALL_QUERIES], model, vectors)
+        queries, source = query_vectors(None, descriptions[:RECALL_QUERIES], model, vectors)
         built = BuiltIndex(index, live.kind, dict(live.manifest.kind_params))
         recall = _measure(built, vectors, queries, source, ids=all_ids)
         search_params = built.search_params

@@ -25,6 +25,8 @@ HNSW_MAX = 100_000  # HNSW builds in well under a minute on 2 cores up to here
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # raw vectors above this go to IVF-PQ
 TRAIN_SAMPLE_PER_LIST = 48  # k-means points per inverted list (faiss warns below 39)
 TRAIN_SAMPLE_MAX = 65_536
+PQ_TRAIN_MAX = 32_768  # PQ codebooks (256 centroids per sub-space) need far fewer points
+KMEANS_ITERATIONS = 10  # faiss' default 25 buys little recall for 2.5x the training time
 RECALL_TARGET = 0.95
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
@@ -59,7 +61,8 @@ def ivf_nlist(n: int) -> int:
 
 
 def _pq_m(dim: int) -> int:
-    for m in (dim // 4, dim // 8, 64, 48, 32, 16, 8):
+    # 8 dimensions per sub-quantiser (48 bytes per 384-d vector): 32x smaller than float32.
+    for m in (dim // 8, 64, 48, 32, 16, 8):
         if m and dim % m == 0 and m <= 96:
             return m
     return 1
@@ -101,11 +104,15 @@ def build_faiss(
         rng = np.random.default_rng(seed)
         train = x if sample >= n else x[np.sort(rng.choice(n, sample, replace=False))]
         index.cp.seed = seed
+        index.cp.niter = KMEANS_ITERATIONS
         if len(train) < nlist * 39:
             # Small galleries forced onto IVF: fewer points per centroid is fine, say nothing.
             index.cp.min_points_per_centroid = 1
-        if kind == "ivfpq" and len(train) < 256 * 39:
-            index.pq.cp.min_points_per_centroid = 1
+        if kind == "ivfpq":
+            index.pq.cp.niter = KMEANS_ITERATIONS
+            index.pq.cp.max_points_per_centroid = PQ_TRAIN_MAX // 256
+            if len(train) < 256 * 39:
+                index.pq.cp.min_points_per_centroid = 1
         index.train(train)
         params["train_sample"] = int(len(train))
     if ids is not None and kind in ("ivfflat", "ivfpq"):

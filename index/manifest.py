@@ -48,6 +48,7 @@ class IndexManifest(BaseModel):
     kind_params: dict[str, Any] = Field(default_factory=dict)
     search_params: dict[str, Any] = Field(default_factory=dict)
     checkpoint_fingerprint: str
+    precision: str = "fp32"  # encoder arithmetic of the embedding job (fp32 | bf16)
     checkpoint_path: str | None = None
     text_encoder: TextEncoderInfo
     data_sources: list[str] = Field(default_factory=list)

@@ -56,9 +56,9 @@ def _attr_rows(row: int, record: SequenceRecord) -> Iterator[tuple[int, str, str
             continue
         values = value if isinstance(value, list | tuple) else [value]
         for v in values:
-            if v is None or isinstance(v, dict):
-                continue
-            yield row, key, filter_value(key, v)
+            # Categorical values only: measured floats (speed, height) are not filter keys.
+            if isinstance(v, str | bool):
+                yield row, key, filter_value(key, v)
 
 
 class MetadataWriter:

@@ -23,12 +23,13 @@ from gaitsearch.model.gallery import GalleryReport, SequenceRecord, sequence_pat
 class SequenceEmbedder:
     """Ray actor: one checkpoint load, then ``__call__`` per batch of paths."""
 
-    def __init__(self, checkpoint: str | None, threads: int = 1) -> None:
+    def __init__(self, checkpoint: str | None, threads: int = 1, precision: str = "fp32") -> None:
         import torch
+        from gaitsearch.index.embed_job import with_precision
         from gaitsearch.model.checkpoint import load_checkpoint
 
         torch.set_num_threads(max(1, threads))
-        self.model = load_checkpoint(checkpoint)
+        self.model = with_precision(load_checkpoint(checkpoint), precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         from gaitsearch.model.gallery import load_sequence
@@ -62,6 +63,7 @@ def embed_ray(
     workers: int | None = None,
     ray_address: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    precision: str = "fp32",
 ) -> Iterator[EmbeddedBatch]:
     """Embed the gallery with a Ray actor pool; yields batches as they finish."""
     try:
@@ -112,7 +114,7 @@ def embed_ray(
         ckpt = str(Path(checkpoint).resolve()) if checkpoint is not None else None
         out = ds.map_batches(
             SequenceEmbedder,
-            fn_constructor_kwargs={"checkpoint": ckpt, "threads": threads},
+            fn_constructor_kwargs={"checkpoint": ckpt, "threads": threads, "precision": precision},
             batch_size=batch_size,
             compute=ActorPoolStrategy(size=pool),
             num_cpus=threads,

@@ -90,6 +90,12 @@ def build(
     workers: int | None = typer.Option(
         None, "--workers", min=1, help="Ray actors (default: one per available CPU)."
     ),
+    precision: str = typer.Option(
+        "fp32",
+        "--precision",
+        help="Encoder arithmetic: fp32 (exact) or bf16 (CPU autocast, ~1.7x faster on "
+        "CPUs with AMX/AVX512-BF16; vectors within cosine 0.9999 of fp32).",
+    ),
 ) -> None:
     """Embed a gallery into a new index version and publish it (CURRENT)."""
     from gaitsearch.index.build import build_index
@@ -106,6 +112,7 @@ def build(
             strict=strict,
             ray_address=ray_address,
             workers=workers,
+            precision=precision,
         )
     except _known_errors() as exc:
         fail(str(exc))

@@ -220,3 +220,19 @@ def test_missing_index_is_a_clear_error(tmp_path):
         load_index(tmp_path / "empty")
     with pytest.raises(IndexLoadError, match="v0003"):
         activate_version(tmp_path, "v0003")
+
+
+def test_bf16_precision_is_recorded_and_close_to_fp32(gallery, tiny_checkpoint, tmp_path):
+    idx = tmp_path / "idx"
+    exact = build_index(gallery, idx, tiny_checkpoint, progress=False)
+    fast = build_index(gallery, idx, tiny_checkpoint, precision="bf16", progress=False)
+    assert exact.manifest.precision == "fp32" and fast.manifest.precision == "bf16"
+    a, b = load_index(idx, exact.version), load_index(idx, fast.version)
+    ids = [f"g{i:05d}" for i in range(0, 120, 7)]
+    va, vb = np.stack([a.vector(i) for i in ids]), np.stack([b.vector(i) for i in ids])
+    assert not np.array_equal(va, vb)  # really computed in another precision
+    assert (va * vb).sum(1).min() > 0.999
+    extra = make_gallery(tmp_path / "extra", 3, start=300)
+    assert add_to_index(extra, idx, tiny_checkpoint, progress=False).manifest.precision == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        build_index(gallery, idx, tiny_checkpoint, precision="fp8", progress=False)
