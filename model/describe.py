@@ -72,7 +72,7 @@ _TRAIN: dict[tuple[str, str], _Phr] = {
     ("pace", "running"): {"verb": ["running", "jogging"]},
     ("footwear", "flat"): {"mod": ["in flat shoes", "wearing sneakers", "in trainers"]},
     ("footwear", "heels"): {"mod": ["in high heels", "wearing heels", "in high-heeled shoes"]},
-    ("footwear", "boots"): {"mod": ["in boots", "wearing boots", "in heavy boots"]},
+    ("footwear", "boots"): {"mod": ["in boots", "wearing boots", "in sturdy boots"]},
     ("carrying", "nothing"): {"mod": ["empty-handed", "carrying nothing", "with free hands"]},
     ("carrying", "handbag"): {
         "mod": ["carrying a handbag", "with a handbag", "with a purse on one arm"]
@@ -135,7 +135,7 @@ _HELDOUT: dict[tuple[str, str], _Phr] = {
         "mod": ["with an injured leg", "with an uneven, lame gait"],
     },
     ("impairment", "cane"): {"mod": ["aided by a stick", "with the help of a walking aid"]},
-    ("energy", "neutral"): {"adj": ["composed", "ordinary"]},
+    ("energy", "neutral"): {"adj": ["composed", "collected"]},
     ("energy", "tired"): {
         "adj": ["worn-out", "fatigued", "sleepy"],
         "mod": ["dragging their feet", "drained of energy"],
