@@ -45,7 +45,7 @@ def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
         {
             "none": 0.72,
             "limp": 0.14,
-            "cane": {"elderly": 0.35, "adult": 0.06, "young": 0.02, "child": 0.0}[age],
+            "cane": {"elderly": 0.35, "adult": 0.04, "young": 0.01, "child": 0.0}[age],
         },
     )
     pace_w = {"slow": 0.22, "normal": 0.34, "brisk": 0.28, "running": 0.16}
