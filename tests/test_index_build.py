@@ -236,3 +236,20 @@ def test_bf16_precision_is_recorded_and_close_to_fp32(gallery, tiny_checkpoint, 
     assert add_to_index(extra, idx, tiny_checkpoint, progress=False).manifest.precision == "bf16"
     with pytest.raises(ValueError, match="precision"):
         build_index(gallery, idx, tiny_checkpoint, precision="fp8", progress=False)
+
+
+def test_synthetic_world_gallery_uses_its_queries_for_recall(tiny_checkpoint, tmp_path):
+    from gaitsearch.model.attributes import ATTRIBUTES
+    from gaitsearch.model.synth import synthesize_gallery
+
+    synthesize_gallery(tmp_path / "syn", count=60, seed=3)
+    result = build_index(tmp_path / "syn", tmp_path / "idx", tiny_checkpoint, kind="hnsw",
+                         progress=False)  # fmt: skip
+    assert result.count == 60 and result.skipped == 0
+    assert result.manifest.recall.query_source == "queries.jsonl"
+    live = load_index(tmp_path / "idx")
+    assert set(ATTRIBUTES) <= live.filter_keys
+    assert "speed_mps" not in live.filter_keys  # measured floats are not filters
+    hits = live.search(live.vector("syn-000004")[None], 60, {"view": "side"})[0]
+    assert hits and all(h.metadata["attributes"]["view"] == "side" for h in hits)
+    live.close()
