@@ -65,6 +65,10 @@ def create_app(
                 state.engine.close()
             if state.holder:
                 state.holder.close()
+            if "faiss_threads_before" in state.extras:  # the process may build indexes later
+                import faiss
+
+                faiss.omp_set_num_threads(state.extras["faiss_threads_before"])
 
     app = FastAPI(
         title="gaitsearch",
@@ -138,6 +142,12 @@ def _load(
 
         index_loader = index_loader or live.load_index
         current_version = current_version or live.current_version
+    if settings.faiss_threads:
+        import faiss
+
+        # One query per call: a team of OpenMP threads would only spin and steal the CPU.
+        state.extras["faiss_threads_before"] = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(settings.faiss_threads)
     if settings.exact_search:
         from gaitsearch.service.exact_search import exact_loader
 

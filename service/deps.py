@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,18 +28,20 @@ class ServiceState:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def get_engine(state: ServiceState = Depends(get_state)) -> SearchEngine:
+async def get_engine(state: ServiceState = Depends(get_state)) -> SearchEngine:
     if state.engine is None:
         raise HTTPException(503, f"not ready: {state.loading}")
     return state.engine
 
 
-def live_index(state: ServiceState = Depends(get_state)) -> Iterator[Any]:
-    """The live index version, held for the whole request (a reload cannot pull it away)."""
+async def live_index(state: ServiceState = Depends(get_state)) -> AsyncIterator[Any]:
+    """The live index version, held for the whole request (a reload cannot pull it away).
+
+    Async on purpose: FastAPI runs sync dependencies in a thread pool, a hop per request."""
     if state.holder is None or not state.holder.ready:
         raise HTTPException(503, f"not ready: {state.loading}")
     try:

@@ -33,7 +33,9 @@ class ExactSearchIndex:
         q = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         sims = q @ self._vectors.T
         kk = min(k, sims.shape[1])
-        top = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        order = np.argsort(-np.take_along_axis(sims, top, 1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, 1)
         return self._inner._to_hits(np.take_along_axis(sims, top, 1), top)
 
 

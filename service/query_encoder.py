@@ -61,6 +61,9 @@ class OnnxQueryEncoder:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # No busy-waiting between calls: on a small box the spinning threads would take the
+        # CPU the event loop and the index need (measured: p50 21 -> 11 ms on 2 busy cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 

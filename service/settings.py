@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         default=False, description="Brute-force numpy search (the naive benchmark baseline)."
     )
     search_threads: int = Field(default=4, ge=1, le=64)
+    faiss_threads: int = Field(
+        default=1, ge=0, le=64, description="OpenMP threads per FAISS search; 0 = FAISS default."
+    )
     # Hot reload.
     watch: bool = False
     watch_interval_s: float = Field(default=2.0, gt=0)

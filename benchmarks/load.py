@@ -1,0 +1,338 @@
+"""Load benchmark of the search service on loopback: the fast path against a naive baseline.
+
+Each configuration runs as a real ``gaitsearch serve`` process (uvicorn, one worker) on
+127.0.0.1; this process is the client (httpx, asyncio), so server and client share the
+machine's cores the way a single-box deployment would. Configurations, each adding one idea:
+
+  naive      torch encoder, no cache, no micro-batching, exact numpy search (the baseline)
+  +faiss     the index's own FAISS search instead of numpy
+  +batching  concurrent queries merged into one encoder call
+  +onnx      ONNX Runtime text encoder (cosine to torch >= 0.999)
+  fast       + LRU query-embedding cache (everything on: the shipped defaults)
+
+Workloads: ``mixed`` = 70% of requests from 40 popular queries (repeats; the cache is warmed
+with them first), 30% never-seen queries; ``unique`` = every query new. Each (config,
+workload, concurrency) point runs for ``--seconds``. Prints JSON + a markdown table.
+
+    python benchmarks/load.py --index-dir /work/bench/idx217k
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+DEFAULT_INDEX = Path("/work/bench/idx217k")
+CONFIGS: dict[str, dict[str, str]] = {
+    "naive": {
+        "GAITSEARCH_ENCODER_BACKEND": "torch",
+        "GAITSEARCH_QUERY_CACHE_SIZE": "0",
+        "GAITSEARCH_MICRO_BATCHING": "false",
+        "GAITSEARCH_EXACT_SEARCH": "true",
+    },
+    "+faiss": {
+        "GAITSEARCH_ENCODER_BACKEND": "torch",
+        "GAITSEARCH_QUERY_CACHE_SIZE": "0",
+        "GAITSEARCH_MICRO_BATCHING": "false",
+    },
+    "+batching": {"GAITSEARCH_ENCODER_BACKEND": "torch", "GAITSEARCH_QUERY_CACHE_SIZE": "0"},
+    "+onnx": {"GAITSEARCH_QUERY_CACHE_SIZE": "0"},
+    "fast": {},
+}
+POPULAR_SHARE = 0.7
+
+AGES = ["young", "old", "elderly", "middle-aged", "teenage", "little", "grown-up", "adult"]
+PEOPLE = ["woman", "man", "person", "girl", "boy", "lady", "guy", "child"]
+GAITS = [
+    "walking briskly", "strolling slowly", "limping", "walking with a cane", "running",
+    "walking tiredly", "striding confidently", "shuffling", "walking at a normal pace",
+    "hurrying",
+]  # fmt: skip
+EXTRAS = [
+    "in heels", "in boots", "carrying a suitcase", "with a backpack", "texting on a phone",
+    "with hands in pockets", "holding a handbag", "on a phone call", "in flat shoes",
+    "with a heavy build", "who looks tired", "",
+]  # fmt: skip
+VIEWS = ["seen from the side", "from the front", "from behind", "at an angle", ""]
+
+
+def query_stream(seed: int) -> tuple[list[str], itertools.count, list[str]]:
+    """40 popular queries and a shuffled list of distinct never-repeated ones."""
+    rng = random.Random(seed)
+    combos = [
+        " ".join(w for w in (f"{a} {p}", g, e, v) if w)
+        for a, p, g, e, v in itertools.product(AGES, PEOPLE, GAITS, EXTRAS, VIEWS)
+    ]
+    rng.shuffle(combos)
+    popular, unique = combos[:40], combos[40:]
+    return popular, itertools.count(), unique
+
+
+class Workload:
+    def __init__(self, kind: str, seed: int) -> None:
+        self.kind = kind
+        self.popular, self._next, self._unique = query_stream(seed)
+        self.rng = random.Random(seed + 1)
+
+    def next(self) -> str:
+        if self.kind == "mixed" and self.rng.random() < POPULAR_SHARE:
+            return self.rng.choice(self.popular)
+        i = next(self._next)
+        if i >= len(self._unique):
+            raise RuntimeError("ran out of distinct queries; lower --seconds")
+        return self._unique[i]
+
+
+async def run_level(url: str, workload: Workload, concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                q = workload.next()
+                start = time.perf_counter()
+                try:
+                    r = await client.get("/search", params={"q": q, "k": 10})
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - start)
+                if not ok:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    lat = np.asarray(latencies) * 1000
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+    }
+
+
+def start_server(
+    index_dir: Path, checkpoint: Path | None, env_overrides: dict[str, str], port: int
+):
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "GAITSEARCH_LOG_LEVEL": "warning",
+        **env_overrides,
+    }
+    cmd = [
+        sys.executable, "-m", "gaitsearch.service.cli", "serve",
+        "--index-dir", str(index_dir), "--port", str(port),
+    ]  # fmt: skip
+    if checkpoint:
+        cmd += ["--checkpoint", str(checkpoint)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise TimeoutError("server did not become ready in 600 s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_index(index_dir: Path, fallback: Path, count: int, checkpoint: Path | None) -> tuple:
+    """Use ``index_dir`` if it holds a published index, else build a smaller one (and say so)."""
+    from gaitsearch.index.live import current_version
+
+    if current_version(index_dir) is not None:
+        return index_dir, None
+    note = (
+        f"{index_dir} has no published index; using a fallback gallery of {count} synthetic "
+        f"sequences in {fallback}"
+    )
+    print(f"NOTE: {note}", file=sys.stderr)
+    index = fallback / "index"
+    if current_version(index) is None:
+        from gaitsearch.index.build import build_index
+        from gaitsearch.model.synth import synthesize_gallery
+
+        gallery = fallback / "gallery"
+        if not (gallery / "metadata.jsonl").is_file():
+            synthesize_gallery(gallery, count=count, seed=11)
+        build_index(gallery, index, checkpoint, progress=True)
+    return index, note
+
+
+def checkpoint_for(index_dir: Path, given: Path | None) -> Path | None:
+    if given:
+        return given
+    from gaitsearch.index.live import current_version
+    from gaitsearch.index.manifest import IndexManifest
+
+    version = current_version(index_dir)
+    manifest = IndexManifest.read(index_dir / "versions" / str(version))
+    path = manifest.checkpoint_path
+    return Path(path) if path and Path(path).exists() else None
+
+
+def markdown(rows: list[dict]) -> str:
+    head = "| config | workload | concurrency | requests | req/s | p50 ms | p99 ms | errors |"
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['config']} | {r['workload']} | {r['concurrency']} | {r['requests']} | "
+            f"{r['rps']} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--index-dir", type=Path, default=DEFAULT_INDEX)
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument(
+        "--fallback-dir", type=Path, default=Path(tempfile.gettempdir()) / "gaitsearch-load"
+    )
+    parser.add_argument("--fallback-count", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=6.0, help="Per measured point.")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated subset.")
+    parser.add_argument("--levels", default="1,8,32")
+    parser.add_argument("--workloads", default="mixed,unique")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/load.json"))
+    args = parser.parse_args()
+
+    index_dir, note = ensure_index(
+        args.index_dir, args.fallback_dir, args.fallback_count, args.checkpoint
+    )
+    checkpoint = checkpoint_for(index_dir, args.checkpoint)
+    from gaitsearch.index.live import load_index
+
+    probe = load_index(index_dir)
+    info = {"count": probe.count, "kind": probe.kind, "version": probe.version}
+    probe.close()
+    levels = [int(x) for x in args.levels.split(",")]
+    rows: list[dict[str, Any]] = []
+    for name in args.configs.split(","):
+        proc, url = start_server(index_dir, checkpoint, CONFIGS[name], free_port())
+        try:
+            for kind in args.workloads.split(","):
+                for level in levels:
+                    workload = Workload(kind, seed=level)
+                    if kind == "mixed":  # steady state: popular queries were asked before
+                        asyncio.run(_warm(url, workload.popular))
+                    else:
+                        asyncio.run(_warm(url, [f"warm up query {i}" for i in range(8)]))
+                    row = asyncio.run(run_level(url, workload, level, args.seconds))
+                    row.update(config=name, workload=kind)
+                    rows.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+        finally:
+            stop_server(proc)
+    summary = _summary(rows)
+    doc = {
+        "index": {"dir": str(index_dir), **info},
+        "note": note,
+        "cpus": os.cpu_count(),
+        "seconds_per_point": args.seconds,
+        "workloads": {
+            "mixed": f"{int(POPULAR_SHARE * 100)}% from 40 popular queries (cache warmed), "
+            f"{int((1 - POPULAR_SHARE) * 100)}% never-seen queries",
+            "unique": "every query never seen before",
+        },
+        "rows": rows,
+        "summary": summary,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(doc, indent=2))
+    print()
+    print(
+        f"Index: {info['count']} sequences, {info['kind']} ({index_dir})"
+        + (f". {note}" if note else "")
+    )
+    print()
+    print(markdown(rows))
+    print()
+    for line in summary["lines"]:
+        print(f"- {line}")
+
+
+async def _warm(url: str, queries: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for q in queries:
+            await client.get("/search", params={"q": q, "k": 10})
+
+
+def _summary(rows: list[dict]) -> dict:
+    def pick(config: str, workload: str, level: int) -> dict | None:
+        for r in rows:
+            if (r["config"], r["workload"], r["concurrency"]) == (config, workload, level):
+                return r
+        return None
+
+    lines = []
+    out: dict[str, Any] = {}
+    for workload in ("mixed", "unique"):
+        fast1, fast32 = pick("fast", workload, 1), pick("fast", workload, 32)
+        naive32 = pick("naive", workload, 32)
+        if fast1:
+            ok = fast1["p50_ms"] <= 10
+            lines.append(
+                f"{workload}: p50 at concurrency 1 = {fast1['p50_ms']} ms "
+                f"(target <= 10 ms: {'met' if ok else 'NOT met'})"
+            )
+        if fast32 and naive32:
+            ratio = round(fast32["rps"] / max(naive32["rps"], 1e-9), 2)
+            out[f"{workload}_throughput_ratio_c32"] = ratio
+            lines.append(
+                f"{workload}: concurrency 32 = {fast32['rps']} req/s vs naive {naive32['rps']} "
+                f"req/s = {ratio}x (target >= 3x: {'met' if ratio >= 3 else 'NOT met'}); "
+                f"p99 {fast32['p99_ms']} ms (target <= 100 ms: "
+                f"{'met' if fast32['p99_ms'] <= 100 else 'NOT met'})"
+            )
+    out["lines"] = lines
+    return out
+
+
+if __name__ == "__main__":
+    main()
