@@ -31,7 +31,8 @@ DEG = np.pi / 180.0
 # Multiplicative ("*") or additive ("+") effect of each attribute value on walker parameters.
 # Parameters: speed, stride, arm (swing amplitude), knee_swing (swing-phase knee flexion:
 # foot clearance), lean (trunk forward lean, deg), head (head pitch down, deg), sway
-# (pelvis lateral sway), rot (pelvic rotation), list (pelvic obliquity), bounce, step_width,
+# (pelvis lateral sway), rot (pelvic rotation), list (pelvic obliquity), bounce (scale of
+# the pelvis' vertical excursion, which itself comes from leg geometry), step_width,
 # hip_w / shoulder_w (half widths), elbow (resting elbow flexion, deg), abduct (arm
 # abduction, deg), hip_lift (extra hip flexion in late swing: knee lift, deg).
 EFFECTS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
@@ -237,7 +238,7 @@ _PARAM_DEFAULTS: dict[str, float] = {
     "sway": 0.022,
     "rot": 5.0,
     "list": 4.0,
-    "bounce": 0.042,
+    "bounce": 0.75,
     "step_width": 0.10,
     "hip_w": 0.052,
     "shoulder_w": 0.118,
@@ -273,6 +274,7 @@ class GaitParams:
     forearm: np.ndarray
     head_scale: np.ndarray
     ankle_h: np.ndarray  # ankle height above ground at stance (heels raise it)
+    heel_rise: np.ndarray  # how far the ankle rises as the heel comes off in late stance
     lean: np.ndarray
     head_pitch: np.ndarray
     lat_lean: np.ndarray  # constant lateral trunk lean (+ = toward the left)
@@ -442,6 +444,7 @@ def gait_params(
         forearm=forearm,
         head_scale=head_scale,
         ankle_h=ankle_h,
+        heel_rise=0.06 * height / 1.75 * np.where(footwear == "heels", 0.5, 1.0),
         lean=lean,
         head_pitch=head_pitch,
         lat_lean=lat_lean,
@@ -535,6 +538,46 @@ def _local(
     return origin + e(a) * fwd + e(b) * left + e(c) * up
 
 
+def _support_height(
+    p: GaitParams,
+    phases: tuple[np.ndarray, np.ndarray],
+    ankle_z: tuple[np.ndarray, np.ndarray],
+    freq: np.ndarray,
+) -> np.ndarray:
+    """Pelvis height (B, T) at which the stance legs touch the ground.
+
+    A leg in stance holds the pelvis at its vertical extent plus the ankle's height above
+    the ground, which rises as the heel comes off in terminal stance. With two legs in
+    stance the longer one wins. Frames with no leg in stance (a runner's flight) follow a
+    ballistic hop between the neighbouring stance heights. ``bounce`` scales the resulting
+    vertical excursion about its mean.
+    """
+    c = lambda a: a[:, None]  # noqa: E731
+    duty = c(p.duty)
+    heel_off = np.where(c(p.running) > 0, 0.3, 0.6) * duty
+    required = []
+    for phase, az in zip(phases, ankle_z, strict=True):
+        s = np.clip((phase - heel_off) / (duty - heel_off), 0.0, 1.0)
+        heel = c(p.heel_rise) * s * s * (3 - 2 * s)
+        required.append(np.where(phase < duty, c(p.ankle_h) + heel - az, -np.inf))
+    z = np.maximum(required[0], required[1])
+    gap = ~np.isfinite(z)
+    if gap.any():
+        frames = np.arange(z.shape[1])
+        for i in np.nonzero(gap.any(axis=1))[0]:
+            ok = ~gap[i]
+            if ok.any():
+                z[i, ~ok] = np.interp(frames[~ok], frames[ok], z[i, ok])
+            else:
+                z[i] = p.leg[i] + p.ankle_h[i]
+        flight = np.maximum(0.5 - duty, 0.0) / c(freq)  # seconds
+        since = np.minimum((phases[0] - duty) % 1.0, (phases[1] - duty) % 1.0) / c(freq)
+        hop = 0.5 * 9.81 * since * np.maximum(flight - since, 0.0)
+        z = z + np.where(gap, hop, 0.0)
+    mean = z.mean(axis=1, keepdims=True)
+    return mean + (z - mean) * c(p.bounce)
+
+
 def simulate(params: GaitParams, n_frames: int, fps: np.ndarray | float) -> np.ndarray:
     """3D OpenPose-18 joints ``(B, T, 18, 3)`` in metres for ``n_frames`` frames at ``fps``.
 
@@ -567,21 +610,12 @@ def simulate(params: GaitParams, n_frames: int, fps: np.ndarray | float) -> np.n
     hip_r, kn_r = _leg_angles(phase_r, p, amp_r, knee_r)
     hip_l, kn_l = _leg_angles(phase_l, p, amp_l, knee_l)
 
-    # Pelvis: forward travel, lateral sway toward the stance leg, vertical bounce.
+    # Pelvis: forward travel and lateral sway toward the stance leg; its height comes from
+    # the legs (below), so the vertical bounce is what the gait geometry makes it.
     cyc = 2 * np.pi * phase
     x = c(p.speed) * t + 0.012 * c(p.stride) * np.sin(2 * cyc)
     y = -c(p.sway) * np.sin(cyc)
-    run = c(p.running)
-    walk_bounce = -0.5 * c(p.bounce) * np.cos(2 * cyc)
-    run_bounce = -0.5 * c(p.bounce) * np.cos(2 * (cyc - 2 * np.pi * 0.17))
-    # Dip on the bad leg's stance.
-    bad_stance = np.where(c(p.bad_side) > 0, _bump(phase_l, 0.25, 0.12), _bump(phase_r, 0.25, 0.12))
-    z = (
-        c(p.leg * 0.985 + p.ankle_h)
-        + np.where(run > 0, run_bounce, walk_bounce)
-        - 0.03 * limp * bad_stance
-    )
-    pelvis = np.stack([x, y, z], axis=-1)
+    pelvis = np.stack([x, y, np.zeros_like(x)], axis=-1)
     yaw = c(p.rot) * np.cos(cyc + 2 * np.pi * 0.06)
     roll = c(p.list) * np.sin(cyc)  # right hip up at right mid-stance
     pel_axes = _frame(yaw, np.zeros_like(yaw), roll)
@@ -613,12 +647,18 @@ def simulate(params: GaitParams, n_frames: int, fps: np.ndarray | float) -> np.n
 
     r_knee, r_ankle = leg_chain(r_hip, hip_r, kn_r, -1.0)
     l_knee, l_ankle = leg_chain(l_hip, hip_l, kn_l, 1.0)
+    z = _support_height(p, (phase_r, phase_l), (r_ankle[..., 2], l_ankle[..., 2]), freq)
+    lift = z[..., None] * np.array([0.0, 0.0, 1.0])
+    pelvis, r_hip, l_hip, r_knee, l_knee, r_ankle, l_ankle = (
+        a + lift for a in (pelvis, r_hip, l_hip, r_knee, l_knee, r_ankle, l_ankle)
+    )
     # No foot below the ground: lift the whole body when the lower ankle would sink.
     low = np.minimum(r_ankle[..., 2], l_ankle[..., 2]) - c(p.ankle_h)
     lift = np.maximum(-low, 0.0)[..., None] * np.array([0.0, 0.0, 1.0])
     pelvis, r_hip, l_hip, r_knee, l_knee, r_ankle, l_ankle = (
         a + lift for a in (pelvis, r_hip, l_hip, r_knee, l_knee, r_ankle, l_ankle)
     )
+    bad_stance = np.where(c(p.bad_side) > 0, _bump(phase_l, 0.25, 0.12), _bump(phase_r, 0.25, 0.12))
 
     # Trunk: forward lean, lateral lean (constant + over the bad leg), counter-rotation.
     lat = c(p.lat_lean) + c(p.bad_side) * 6.0 * DEG * limp * bad_stance
@@ -660,7 +700,7 @@ def _arm(
     pose = p.pose[:, k]
     # Arm swings forward with the opposite leg.
     opp = 0.5 if k == 0 else 0.0
-    swing = np.cos(2 * np.pi * (phase - opp + 0.06 - 0.5))
+    swing = np.cos(2 * np.pi * (phase - opp + 0.06))
     amp = c(p.arm_amp[:, k])
     amp = amp * np.select(
         [c(pose == HANDBAG), c(pose == SUITCASE), c(pose == CANE)],
