@@ -173,15 +173,13 @@ def cli_build(
 # -- FAISS kinds ----------------------------------------------------------------------------
 def bench_kinds(index_dir: Path, data: Path, kinds: list[str], checkpoint: str | None) -> list:
     import faiss
-    import numpy as np
     from gaitsearch.index.build import query_vectors
     from gaitsearch.index.faiss_kind import build_faiss, exact_topk, recall_at_k, tune_search
     from gaitsearch.index.live import load_index
     from gaitsearch.model.checkpoint import load_checkpoint
 
     live = load_index(index_dir)
-    rows = np.array(sorted(r for r, _, _ in live._store.iter_records()), dtype=np.int64)
-    vectors = live._reconstruct(rows)
+    _, vectors = live.all_vectors()
     model = load_checkpoint(checkpoint)
     queries, source = query_vectors(data, live._store.sample_descriptions(300), model, vectors)
     truth = exact_topk(vectors, queries, 10)

@@ -8,7 +8,6 @@ Any failure is an :class:`IndexLoadError` naming the file and the problem.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +97,14 @@ def load_index(index_dir: Path | str, version: str | None = None) -> LoadedIndex
             f"{vdir / METADATA_FILE}: {store.count} rows but the manifest says {manifest.count}"
         )
     apply_search_params(index, manifest.search_params)
+    if manifest.kind in ("ivfflat", "ivfpq"):
+        # Lookups by row (vector(), filtered exact search, reconstruct_n) need a direct map:
+        # an array for a fresh build's rows 0..n-1, a hash table after add/remove.
+        ivf = faiss.extract_index_ivf(index)
+        try:
+            ivf.set_direct_map_type(faiss.DirectMap.Array)
+        except RuntimeError:
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
     return LoadedIndex(version, vdir, manifest, index, store)
 
 
@@ -131,8 +138,6 @@ class LoadedIndex:
         self._index = index
         self._store = store
         self.filter_keys: frozenset[str] = store.filter_keys
-        self._direct_map_lock = threading.Lock()
-        self._has_direct_map = False
 
     # -- search -------------------------------------------------------------------------
     def search(
@@ -178,13 +183,13 @@ class LoadedIndex:
         return np.take_along_axis(sims, top, 1), allowed[top]
 
     def _reconstruct(self, rows: np.ndarray) -> np.ndarray:
-        if self.kind in ("ivfflat", "ivfpq") and not self._has_direct_map:
-            with self._direct_map_lock:
-                if not self._has_direct_map:
-                    ivf = faiss.extract_index_ivf(self._index)
-                    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-                    self._has_direct_map = True
         return self._index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, vectors)`` of every indexed sequence in row order (approximate for
+        ivfpq); a fresh build's rows are 0..n-1, the FAISS ids that search returns."""
+        rows = self._store.all_rows()
+        return rows, self._reconstruct(rows) if len(rows) else np.zeros((0, self.dim), "f4")
 
     def _filtered_search(
         self, q: np.ndarray, allowed: np.ndarray, k: int

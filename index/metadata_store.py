@@ -203,6 +203,11 @@ class MetadataStore:
                 return np.zeros(0, dtype=np.int64)
         return np.array(sorted(result or ()), dtype=np.int64)
 
+    def all_rows(self) -> np.ndarray:
+        with self._lock:
+            found = self._db.execute("SELECT row FROM sequences ORDER BY row").fetchall()
+        return np.array([r for (r,) in found], dtype=np.int64)
+
     def iter_records(self) -> Iterator[tuple[int, SequenceRecord, str]]:
         """Every (row, record, npy path), by row; for add/remove."""
         with self._lock:

@@ -106,6 +106,9 @@ def test_approximate_kinds_record_measured_recall(gallery, tiny_checkpoint, tmp_
     top = [h.id for h in live.search(live.vector("g00011")[None], 3)[0]]
     # Product quantisation is lossy: the query's own row need only be near the top.
     assert top[0] == "g00011" if kind != "ivfpq" else "g00011" in top
+    rows, vecs = live.all_vectors()
+    assert rows.tolist() == list(range(120)) and vecs.shape == (120, 384)
+    assert np.allclose(live._index.reconstruct_n(0, 120), vecs)  # the service's exact baseline
     live.close()
 
 
