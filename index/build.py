@@ -16,8 +16,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 from gaitsearch.index import versions
 from gaitsearch.index.embed_job import PRECISIONS, EmbeddedBatch, count_lines, embed_local
@@ -42,6 +43,9 @@ from gaitsearch.index.manifest import (
 )
 from gaitsearch.index.metadata_store import MetadataWriter
 from gaitsearch.model.gallery import GalleryError, GalleryReport, SequenceRecord
+
+# faiss' bundled type stubs are incomplete (no DirectMap, SearchParametersHNSW, ...).
+faiss: Any = _faiss
 
 log = logging.getLogger(__name__)
 RECALL_QUERIES = 300

@@ -16,8 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
+
+# faiss' bundled type stubs are incomplete (no DirectMap, SearchParametersHNSW, ...).
+faiss: Any = _faiss
 
 KINDS = ("flat", "hnsw", "ivfflat", "ivfpq")
 FLAT_MAX = 20_000  # exact search stays ~1-2 ms/query up to here
@@ -31,12 +34,12 @@ RECALL_TARGET = 0.95
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
 EF_SEARCH_STEPS = (16, 32, 64, 128, 256, 512)
-NPROBE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+NPROBE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 @dataclass
 class BuiltIndex:
-    index: faiss.Index
+    index: Any  # faiss.Index
     kind: str
     params: dict[str, Any]
     search_params: dict[str, Any] = field(default_factory=dict)
@@ -157,11 +160,12 @@ def tune_search(
     if built.kind == "flat":
         built.search_params = {}
         return recall_at_k(built.index, queries, truth, k)
-    name, steps = (
-        ("efSearch", EF_SEARCH_STEPS) if built.kind == "hnsw" else ("nprobe", NPROBE_STEPS)
-    )
+    name = "efSearch" if built.kind == "hnsw" else "nprobe"
+    steps: tuple[int, ...] = EF_SEARCH_STEPS if built.kind == "hnsw" else NPROBE_STEPS
     if name == "nprobe":
-        steps = tuple(s for s in steps if s <= built.params["nlist"]) or (built.params["nlist"],)
+        nlist = int(built.params["nlist"])
+        # Up to every list (exhaustive, so IVF-flat can always reach the target).
+        steps = tuple(s for s in steps if s < nlist) + (nlist,)
     recall = 0.0
     for value in steps:
         apply_search_params(built.index, {name: value})

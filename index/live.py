@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 from gaitsearch.index.faiss_kind import apply_search_params
 from gaitsearch.index.manifest import (
@@ -25,6 +25,9 @@ from gaitsearch.index.manifest import (
 from gaitsearch.index.metadata_store import MetadataStore
 from gaitsearch.index.versions import current_version, version_path
 from pydantic import ValidationError
+
+# faiss' bundled type stubs are incomplete (no DirectMap, SearchParametersHNSW, ...).
+faiss: Any = _faiss
 
 __all__ = ["Hit", "IndexLoadError", "LoadedIndex", "current_version", "load_index"]
 
