@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,7 +282,7 @@ class TemplateDescriber:
 
     def describe(self, attributes: Mapping[str, Any], n: int, key: str = "") -> list[str]:
         """``n`` distinct sentences, each on a random subset of the attributes."""
-        rng = random.Random(f"{self.seed}:{key}:{sorted(attributes.items())}")
+        rng = random.Random(zlib.crc32(f"{self.seed}:{key}:{sorted(attributes.items())}".encode()))
         names = [g for g in attributes if g in _DESCRIBED]
         out: list[str] = []
         for _ in range(n * 6):

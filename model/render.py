@@ -120,7 +120,7 @@ def project(joints: np.ndarray, cams: Cameras) -> tuple[np.ndarray, np.ndarray]:
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], width: int) -> np.ndarray:
     """Unit-variance noise correlated over ``width`` frames along axis 1."""
-    raw = rng.standard_normal((shape[0], shape[1] + width, *shape[2:]))
+    raw = rng.standard_normal((shape[0], shape[1] + width, *shape[2:]), dtype=np.float32)
     csum = np.cumsum(raw, axis=1)
     moving = (csum[:, width:] - csum[:, :-width]) / np.sqrt(width)
     return moving
@@ -189,7 +189,8 @@ def detect(
     # Detector jitter: white + correlated, scaled by person size.
     sigma = 0.006 * px_h[..., None] * _NOISE[None, None, :, None] * quality[:, None, None, None]
     sigma = sigma * (1.6 - conf[..., None])
-    noise = rng.standard_normal((b, t, nj, 2)) + 0.8 * _smooth_noise(rng, (b, t, nj, 2), 4)
+    noise = rng.standard_normal((b, t, nj, 2), dtype=np.float32)
+    noise += 0.8 * _smooth_noise(rng, (b, t, nj, 2), 4)
     xy = pixels + sigma * noise
 
     inside = (

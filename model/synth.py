@@ -17,8 +17,16 @@ from typing import Any
 import numpy as np
 from gaitsearch.model.attributes import ATTRIBUTES, MOTION_GROUPS
 from gaitsearch.model.describe import TemplateDescriber, heldout_query
-from gaitsearch.model.gallery import GalleryWriter, SequenceRecord
+from gaitsearch.model.gallery import (
+    METADATA_FILE,
+    SEQUENCES_DIR,
+    GalleryError,
+    SequenceRecord,
+    record_to_json,
+    sequence_path,
+)
 from gaitsearch.model.render import detect, place_cameras, project
+from gaitsearch.model.skeleton import validate_sequence
 from gaitsearch.model.walker import gait_params, simulate
 
 CHUNK = 256
@@ -27,9 +35,14 @@ QUERIES_FILE = "queries.jsonl"
 
 
 def _pick(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
-    names = list(weights)
-    p = np.array([weights[n] for n in names], dtype=np.float64)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
+    """One key of ``weights`` with probability proportional to its weight."""
+    r = rng.random() * sum(weights.values())
+    name = ""
+    for name, w in weights.items():
+        if r < w:
+            return name
+        r -= w
+    return name
 
 
 def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
@@ -134,22 +147,25 @@ def generate_batch(
     return arrays, extras
 
 
-def _matches(attrs: Mapping[str, Any], predicate: Mapping[str, str]) -> bool:
-    return all(attrs.get(g) == v for g, v in predicate.items())
-
-
 def build_queries(
     attributes: Mapping[str, Mapping[str, Any]],
     seed: int,
     n_queries: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Held-out phrased queries over 1-3 attribute constraints with their relevant ids."""
+    """Held-out phrased queries over 1-3 attribute constraints with their relevant ids.
+
+    Each predicate is taken from a random sequence's attributes (so most have matches);
+    predicates made only of default values ("nothing", "none", ...) and duplicates are
+    skipped. ``relevant`` lists every id whose attributes satisfy the predicate.
+    """
     rng = random.Random(f"queries:{seed}")
-    ids = list(attributes)
+    ids = sorted(attributes)
     if not ids:
         return []
     n_queries = n_queries or int(np.clip(len(ids) // 3, 20, 300))
     groups = [*MOTION_GROUPS, "view"]
+    columns = {g: np.array([str(attributes[i].get(g)) for i in ids]) for g in groups}
+    id_array = np.array(ids)
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for _ in range(n_queries * 20):
@@ -157,7 +173,6 @@ def build_queries(
             break
         k = rng.choices([1, 2, 3], weights=[0.3, 0.45, 0.25])[0]
         chosen = rng.sample(groups, k)
-        # Build predicates from an existing person so most have relevant ids.
         anchor = attributes[rng.choice(ids)]
         predicate = {g: str(anchor[g]) for g in sorted(chosen)}
         if all(v in ("nothing", "none", "neutral", "average", "flat") for v in predicate.values()):
@@ -165,14 +180,53 @@ def build_queries(
         key = json.dumps(predicate, sort_keys=True)
         if key in seen:
             continue
-        relevant = sorted(i for i in ids if _matches(attributes[i], predicate))
+        seen.add(key)
+        mask = np.logical_and.reduce([columns[g] == v for g, v in predicate.items()])
+        relevant = id_array[mask].tolist()
         if not relevant:
             continue
-        seen.add(key)
         out.append(
             {"query": heldout_query(predicate, rng), "relevant": relevant, "attributes": predicate}
         )
     return out
+
+
+def _make_chunk(task: tuple[str, int, int, int, int, int, int]) -> dict[str, Any]:
+    """Generate, describe and save one chunk; returns its metadata lines and attributes.
+
+    Runs in a worker process or in-process; the output depends only on ``(seed, chunk)``,
+    so any number of workers gives the same bytes.
+    """
+    root, seed, chunk, start, n, per_sequence, n_preview = task
+    rng = np.random.default_rng([seed, chunk])
+    describer = TemplateDescriber(seed=seed)
+    attrs = [sample_attributes(rng) for _ in range(n)]
+    frames = rng.integers(MIN_FRAMES, MAX_FRAMES + 1, n).tolist()
+    fps = [float(f) for f in rng.choice([25.0, 30.0], n)]
+    arrays, extras = generate_batch(attrs, rng, frames, fps)
+    lines, ids = [], []
+    for i in range(n):
+        seq_id = f"syn-{start + i:06d}"
+        texts = describer.describe(attrs[i], per_sequence + int(rng.integers(0, 2)), seq_id)
+        record = SequenceRecord(
+            id=seq_id,
+            fps=fps[i],
+            source="synthetic",
+            attributes={**attrs[i], **extras[i]},
+            description=texts[0],
+            descriptions=texts,
+        )
+        # What GalleryWriter.add does, so that workers can write their own files.
+        arr = validate_sequence(arrays[i], seq_id)
+        np.save(sequence_path(Path(root), seq_id), arr, allow_pickle=False)
+        lines.append(record_to_json(record))
+        ids.append(seq_id)
+    return {
+        "lines": lines,
+        "attributes": dict(zip(ids, attrs, strict=True)),
+        "frames": int(sum(frames)),
+        "preview": [(ids[i], arrays[i], attrs[i]) for i in range(min(n_preview, n))],
+    }
 
 
 def synthesize_gallery(
@@ -182,46 +236,51 @@ def synthesize_gallery(
     preview: Path | str | None = None,
     per_sequence: int = 4,
     on_progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Write ``count`` synthetic sequences, their metadata and ``queries.jsonl`` to ``out_dir``.
 
     Returns a summary (counts, attribute histograms, paths). ``out_dir`` must be empty or
-    absent.
+    absent (:class:`GalleryError` otherwise). ``workers`` > 1 generates chunks in that many
+    processes; the output is byte-identical whatever the number of workers.
     """
     if count < 1:
         raise ValueError("count must be at least 1")
     out_dir = Path(out_dir)
-    describer = TemplateDescriber(seed=seed)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise GalleryError(f"{out_dir}: exists and is not an empty directory")
+    (out_dir / SEQUENCES_DIR).mkdir(parents=True, exist_ok=True)
+    n_preview = 12 if preview is not None else 0
+    tasks = [
+        (str(out_dir), seed, chunk, start, min(CHUNK, count - start), per_sequence, n_preview)
+        for chunk, start in enumerate(range(0, count, CHUNK))
+    ]
     all_attrs: dict[str, dict[str, Any]] = {}
     preview_items: list[tuple[str, np.ndarray, dict[str, Any]]] = []
     frames_total = 0
-    with GalleryWriter(out_dir) as writer:
-        for chunk, start in enumerate(range(0, count, CHUNK)):
-            n = min(CHUNK, count - start)
-            rng = np.random.default_rng([seed, chunk])
-            attrs = [sample_attributes(rng) for _ in range(n)]
-            frames = rng.integers(MIN_FRAMES, MAX_FRAMES + 1, n).tolist()
-            fps = [float(f) for f in rng.choice([25.0, 30.0], n)]
-            arrays, extras = generate_batch(attrs, rng, frames, fps)
-            for i in range(n):
-                seq_id = f"syn-{start + i:06d}"
-                full = {**attrs[i], **extras[i]}
-                texts = describer.describe(attrs[i], per_sequence + int(rng.integers(0, 2)), seq_id)
-                record = SequenceRecord(
-                    id=seq_id,
-                    fps=fps[i],
-                    source="synthetic",
-                    attributes=full,
-                    description=texts[0],
-                    descriptions=texts,
-                )
-                writer.add(record, arrays[i])
-                all_attrs[seq_id] = attrs[i]
-                frames_total += frames[i]
-                if preview is not None and len(preview_items) < 12:
-                    preview_items.append((seq_id, arrays[i], attrs[i]))
-            if on_progress:
-                on_progress(n)
+    pool = None
+    if workers > 1 and len(tasks) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(
+            min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn")
+        )
+        results = pool.map(_make_chunk, tasks)
+    else:
+        results = map(_make_chunk, tasks)
+    try:
+        with (out_dir / METADATA_FILE).open("w", encoding="utf-8") as fh:
+            for result in results:
+                fh.write("".join(line + "\n" for line in result["lines"]))
+                all_attrs.update(result["attributes"])
+                frames_total += result["frames"]
+                preview_items += result["preview"][: n_preview - len(preview_items)]
+                if on_progress:
+                    on_progress(len(result["lines"]))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     queries = build_queries(all_attrs, seed)
     with (out_dir / QUERIES_FILE).open("w", encoding="utf-8") as fh:
         for q in queries:

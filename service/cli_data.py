@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -38,24 +39,36 @@ def register(app: typer.Typer) -> None:
         per_sequence: int = typer.Option(
             4, "--per-sequence", min=1, max=20, help="Template descriptions per sequence (+0/1)."
         ),
+        workers: int = typer.Option(
+            min(2, os.cpu_count() or 1),
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes generating chunks (the output is the same for any number).",
+        ),
     ) -> None:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             fail(f"{out}: exists and is not an empty directory (choose a new --out)")
         if preview is not None and preview.suffix.lower() != ".png":
             fail(f"{preview}: --preview must be a .png file")
+        from gaitsearch.model.gallery import GalleryError
         from gaitsearch.model.synth import synthesize_gallery
         from rich.progress import Progress
 
         with Progress(transient=True) as progress:
             task = progress.add_task("synthesising", total=count)
-            summary = synthesize_gallery(
-                out,
-                count,
-                seed,
-                preview=preview,
-                per_sequence=per_sequence,
-                on_progress=lambda n: progress.advance(task, n),
-            )
+            try:
+                summary = synthesize_gallery(
+                    out,
+                    count,
+                    seed,
+                    preview=preview,
+                    per_sequence=per_sequence,
+                    on_progress=lambda n: progress.advance(task, n),
+                    workers=workers,
+                )
+            except (GalleryError, OSError) as exc:
+                fail(str(exc))
         summary.pop("attributes", None)
         typer.echo(json.dumps(summary))
 

@@ -71,6 +71,22 @@ def test_same_seed_same_bytes_other_seed_differs(
     assert a["sequences/syn-000000.npy"] != b["sequences/syn-000000.npy"]
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    synthesize_gallery(one, 300, seed=4, workers=1)  # 2 chunks
+    synthesize_gallery(two, 300, seed=4, workers=2)
+    assert _digest(one) == _digest(two)
+
+
+def test_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    from gaitsearch.model.gallery import GalleryError
+
+    (tmp_path / "x.txt").write_text("keep")
+    with pytest.raises(GalleryError, match="not an empty directory"):
+        synthesize_gallery(tmp_path, 3, seed=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
 def test_queries_list_every_relevant_id(gallery: tuple[Path, dict]) -> None:
     root, summary = gallery
     records = {r.id: r.attributes for r in read_metadata(root)}
