@@ -578,15 +578,19 @@ def _support_height(
     return mean + (z - mean) * c(p.bounce)
 
 
-def simulate(params: GaitParams, n_frames: int, fps: np.ndarray | float) -> np.ndarray:
+def simulate(
+    params: GaitParams, n_frames: int, fps: np.ndarray | float, start_frame: int = 0
+) -> np.ndarray:
     """3D OpenPose-18 joints ``(B, T, 18, 3)`` in metres for ``n_frames`` frames at ``fps``.
 
-    The walker starts near x = 0 and walks along +x.
+    The walker starts near x = 0 and walks along +x. ``start_frame`` offsets the clock
+    (frame-by-frame generation, as the benchmark's naive baseline does).
     """
     p = params
     b = p.batch
     fps = np.broadcast_to(np.asarray(fps, dtype=np.float64), (b,))
-    t = np.arange(n_frames, dtype=np.float64)[None, :] / fps[:, None]  # (B, T) seconds
+    frames = np.arange(start_frame, start_frame + n_frames, dtype=np.float64)
+    t = frames[None, :] / fps[:, None]  # (B, T) seconds
     c = lambda a: a[:, None]  # noqa: E731
     freq = p.speed / p.stride  # strides per second
     # A slowly drifting phase: cycle-to-cycle variability of real walking.
