@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import numpy as np
@@ -96,30 +97,67 @@ class Workload:
         return self._unique[i]
 
 
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams.
+
+    httpx's AsyncClient costs about as much CPU per request as the server does; on a 2-core
+    box it would measure the client. This one only writes a GET and reads Content-Length."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, target: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        request = f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode()
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length)
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def run_level(url: str, workload: Workload, concurrency: int, seconds: float) -> dict:
+    host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        deadline = time.perf_counter() + seconds
+    deadline = time.perf_counter() + seconds
 
-        async def worker() -> None:
-            nonlocal errors
+    async def worker() -> None:
+        nonlocal errors
+        conn = Connection(host, int(port))
+        try:
             while time.perf_counter() < deadline:
-                q = workload.next()
+                target = "/search?" + urlencode({"q": workload.next(), "k": 10})
                 start = time.perf_counter()
                 try:
-                    r = await client.get("/search", params={"q": q, "k": 10})
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
+                    status, _ = await conn.get(target)
+                    ok = status == 200
+                except (OSError, asyncio.IncompleteReadError, ValueError):
                     ok = False
+                    await conn.close()
+                    conn = Connection(host, int(port))
                 latencies.append(time.perf_counter() - start)
                 if not ok:
                     errors += 1
+        finally:
+            await conn.close()
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
     lat = np.asarray(latencies) * 1000
     return {
         "concurrency": concurrency,
@@ -251,6 +289,7 @@ def main() -> None:
     info = {"count": probe.count, "kind": probe.kind, "version": probe.version}
     probe.close()
     levels = [int(x) for x in args.levels.split(",")]
+    load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     for name in args.configs.split(","):
         proc, url = start_server(index_dir, checkpoint, CONFIGS[name], free_port())
@@ -273,6 +312,8 @@ def main() -> None:
         "index": {"dir": str(index_dir), **info},
         "note": note,
         "cpus": os.cpu_count(),
+        # Other work on the machine skews every number; recorded so readers can judge.
+        "loadavg_1min": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
         "seconds_per_point": args.seconds,
         "workloads": {
             "mixed": f"{int(POPULAR_SHARE * 100)}% from 40 popular queries (cache warmed), "

@@ -124,7 +124,9 @@ def _load(
     state.model, state.text_encoder = model, text_encoder
 
     state.loading = "preparing the query encoder"
-    query_encoder = build_query_encoder(text_encoder, settings.encoder_backend, settings.cache_dir)
+    query_encoder = build_query_encoder(
+        text_encoder, settings.encoder_backend, settings.cache_dir, settings.encoder_threads
+    )
     metrics = state.metrics
     engine = SearchEngine(
         query_encoder,

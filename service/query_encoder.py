@@ -125,14 +125,14 @@ def _export(model: Any, tokenizer: Any, fingerprint: str, cache_dir: Path | None
 
 
 def build_query_encoder(
-    text_encoder: Any, backend: str = "onnx", cache_dir: Path | None = None
+    text_encoder: Any, backend: str = "onnx", cache_dir: Path | None = None, threads: int = 0
 ) -> TorchQueryEncoder | OnnxQueryEncoder:
     """The fastest encoder that reproduces ``text_encoder``'s embeddings (cosine >= 0.999)."""
     reference = TorchQueryEncoder(text_encoder)
     if backend == "torch":
         return reference
     try:
-        lean = OnnxQueryEncoder(text_encoder, cache_dir)
+        lean = OnnxQueryEncoder(text_encoder, cache_dir, threads)
         want = reference.encode(list(CHECK_SENTENCES))
         got = lean.encode(list(CHECK_SENTENCES))
         worst = float((want * got).sum(1).min())

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         default="onnx",
         description="onnx: ONNX Runtime export of the text encoder (checked against torch).",
     )
+    encoder_threads: int = Field(
+        default=0, ge=0, le=64, description="ONNX Runtime threads per call; 0 = one per core."
+    )
     cache_dir: Path | None = Field(default=None, description="Where the ONNX export is kept.")
     exact_search: bool = Field(
         default=False, description="Brute-force numpy search (the naive benchmark baseline)."
