@@ -256,3 +256,28 @@ def test_synthetic_world_gallery_uses_its_queries_for_recall(tiny_checkpoint, tm
     hits = live.search(live.vector("syn-000004")[None], 60, {"view": "side"})[0]
     assert hits and all(h.metadata["attributes"]["view"] == "side" for h in hits)
     live.close()
+
+
+def test_cli_add_remove_gc_and_errors(gallery, tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.delenv("GAITSEARCH_INDEX_DIR", raising=False)
+    runner = CliRunner()
+    no_dir = runner.invoke(app, ["index", "list"])
+    assert no_dir.exit_code == 2 and "GAITSEARCH_INDEX_DIR" in no_dir.output
+    monkeypatch.setenv("GAITSEARCH_INDEX_DIR", str(tmp_path / "idx"))
+    ckpt = ["--checkpoint", str(tiny_checkpoint)]
+    assert runner.invoke(app, ["index", "build", "--data", str(gallery), *ckpt]).exit_code == 0
+    extra = make_gallery(tmp_path / "extra", 4, start=400)
+    added = runner.invoke(app, ["index", "add", "--data", str(extra)])
+    assert added.exit_code == 0, added.output
+    assert "indexed 124, skipped 0; version v0002 (add)" in added.output
+    removed = runner.invoke(app, ["index", "remove", "--ids", "g00400,g00401"])
+    assert "indexed 122, skipped 0; version v0003 (remove)" in removed.output
+    unknown = runner.invoke(app, ["index", "remove", "--ids", "zzz"])
+    assert unknown.exit_code == 2 and "zzz" in unknown.output and "Traceback" not in unknown.output
+    gc = runner.invoke(app, ["index", "gc", "--keep", "2"])
+    assert gc.exit_code == 0 and "removed 1 version(s): v0001" in gc.output
+    listing = runner.invoke(app, ["index", "list"]).output
+    assert "v0001" not in listing and "* v0003" in listing and "  v0002" in listing
+    bad_kind = runner.invoke(app, ["index", "build", "--data", str(gallery), "--kind", "lsh"])
+    assert bad_kind.exit_code == 2 and "lsh" in bad_kind.output
+    assert current_version(tmp_path / "idx") == "v0003"
