@@ -131,7 +131,7 @@ EFFECTS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
         "none": {},
         "limp": {"speed": ("*", 0.8), "stride": ("*", 0.93), "bounce": ("*", 1.3)},
         "cane": {
-            "speed": ("*", 0.68),
+            "speed": ("*", 0.6),
             "stride": ("*", 0.9),
             "lean": ("+", 6.0),
             "step_width": ("*", 1.3),
@@ -186,7 +186,7 @@ EFFECT_NOTES: dict[str, dict[str, str]] = {
         "slow": "about 0.9 m/s, small arm swing",
         "normal": "about 1.35 m/s, cadence about 110-115 steps/min",
         "brisk": "about 1.75 m/s, longer strides and higher cadence, big arm swing",
-        "running": "2.4-3.6 m/s: flight phase (duty factor 0.35), cadence 150-175 steps/min, "
+        "running": "2.4-3.6 m/s: flight phase (duty factor 0.36), cadence about 150-190 steps/min, "
         "deep swing knee flexion, elbows bent about 90 degrees, forward lean",
     },
     "footwear": {
@@ -321,6 +321,16 @@ def gait_params(
             _apply(values, group, value)
         rows.append(values)
     col = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in _PARAM_DEFAULTS}
+    # Pace sets the speed; the other attributes' slow-downs compound less than multiplicatively
+    # (an elderly, tired texter at "normal" pace still walks at a plausible speed).
+    pace_mul = np.array(
+        [
+            EFFECTS["pace"].get(str(a.get("pace", "normal")), {}).get("speed", ("*", 1.0))[1]
+            for a in attribute_sets
+        ]
+    )
+    base = _PARAM_DEFAULTS["speed"] * pace_mul
+    col["speed"] = base * np.power(col["speed"] / base, 0.75)
 
     def attr(group: str, default: str) -> np.ndarray:
         return np.array([str(a.get(group, default)) for a in attribute_sets])
