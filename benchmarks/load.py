@@ -276,7 +276,7 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated subset.")
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--workloads", default="mixed,unique")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/load.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/load.json"))
     args = parser.parse_args()
 
     index_dir, note = ensure_index(

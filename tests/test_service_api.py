@@ -298,3 +298,12 @@ def test_admin_is_disabled_without_a_token(service_index, text_encoder):  # noqa
     with TestClient(service_index.app(text_encoder, admin_token=None)) as c:
         r = c.post("/admin/reload", headers={"Authorization": "Bearer anything"})
         assert r.status_code == 403 and "disabled" in r.json()["detail"]
+
+
+def test_cors_allows_only_the_configured_origins(service_index, text_encoder):  # noqa: F811
+    app = service_index.app(text_encoder, allowed_origins=["https://gait.example"])
+    with TestClient(app) as c:
+        ok = c.get("/healthz", headers={"Origin": "https://gait.example"})
+        assert ok.headers["access-control-allow-origin"] == "https://gait.example"
+        other = c.get("/healthz", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
