@@ -8,7 +8,8 @@ machine's cores the way a single-box deployment would. Configurations, each addi
   +faiss     the index's own FAISS search instead of numpy
   +batching  concurrent queries merged into one encoder call
   +onnx      ONNX Runtime text encoder (cosine to torch >= 0.999)
-  fast       + LRU query-embedding cache (everything on: the shipped defaults)
+  +query-cache  LRU of query embeddings
+  fast       + LRU of finished result lists (everything on: the shipped defaults)
 
 Workloads: ``mixed`` = 70% of requests from 40 popular queries (repeats; the cache is warmed
 with them first), 30% never-seen queries; ``unique`` = every query new. Each (config,
@@ -37,20 +38,22 @@ import httpx
 import numpy as np
 
 DEFAULT_INDEX = Path("/work/bench/idx217k")
+NO_CACHE = {"GAITSEARCH_QUERY_CACHE_SIZE": "0", "GAITSEARCH_RESULT_CACHE_SIZE": "0"}
 CONFIGS: dict[str, dict[str, str]] = {
     "naive": {
         "GAITSEARCH_ENCODER_BACKEND": "torch",
-        "GAITSEARCH_QUERY_CACHE_SIZE": "0",
+        **NO_CACHE,
         "GAITSEARCH_MICRO_BATCHING": "false",
         "GAITSEARCH_EXACT_SEARCH": "true",
     },
     "+faiss": {
         "GAITSEARCH_ENCODER_BACKEND": "torch",
-        "GAITSEARCH_QUERY_CACHE_SIZE": "0",
+        **NO_CACHE,
         "GAITSEARCH_MICRO_BATCHING": "false",
     },
-    "+batching": {"GAITSEARCH_ENCODER_BACKEND": "torch", "GAITSEARCH_QUERY_CACHE_SIZE": "0"},
-    "+onnx": {"GAITSEARCH_QUERY_CACHE_SIZE": "0"},
+    "+batching": {"GAITSEARCH_ENCODER_BACKEND": "torch", **NO_CACHE},
+    "+onnx": NO_CACHE,
+    "+query-cache": {"GAITSEARCH_RESULT_CACHE_SIZE": "0"},
     "fast": {},
 }
 POPULAR_SHARE = 0.7

@@ -131,6 +131,7 @@ def _load(
     engine = SearchEngine(
         query_encoder,
         cache_size=settings.query_cache_size,
+        result_cache_size=settings.result_cache_size,
         micro_batching=settings.micro_batching,
         max_batch=settings.max_micro_batch,
         search_threads=settings.search_threads,

@@ -58,6 +58,12 @@ class ServiceMetrics:
         self.cache_misses = Counter(
             "gaitsearch_query_cache_misses", "Query embeddings computed by the encoder.", registry=r
         )
+        self.result_cache = Counter(
+            "gaitsearch_result_cache",
+            "Single-query searches answered from the result cache (hit) or computed (miss).",
+            ["outcome"],
+            registry=r,
+        )
         self.encoder_batch = Histogram(
             "gaitsearch_encoder_batch_size",
             "Texts per text-encoder call (micro-batching merges concurrent queries).",

@@ -158,9 +158,30 @@ async def _search_one(
     start = time.perf_counter()
     check_k(state, k)
     filters = check_filters(index, filters)
-    vector = await engine.embed([text])
-    hits = await search_index(engine, index, vector, k, filters)
-    return json_response(_response(text, k, index.version, _ms(start), hits[0]))
+    key = (index.version, text, k, _frozen(filters))
+    results = engine.results.get(key)
+    state.metrics.result_cache.labels("hit" if results is not None else "miss").inc()
+    if results is None:
+        vector = await engine.embed([text])
+        results = _results((await search_index(engine, index, vector, k, filters))[0])
+        engine.results.put(key, results)
+    return json_response(
+        {
+            "query": text,
+            "k": k,
+            "index_version": index.version,
+            "took_ms": _ms(start),
+            "results": results,
+        }
+    )
+
+
+def _frozen(filters: dict[str, Any] | None) -> tuple:
+    if not filters:
+        return ()
+    return tuple(
+        sorted((key, tuple(v) if isinstance(v, list) else v) for key, v in filters.items())
+    )
 
 
 async def search_index(

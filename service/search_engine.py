@@ -3,7 +3,8 @@
 Why each piece: the text encoder is where a query spends its time (about 7-10 ms for one
 short sentence on 2 cores, but only ~1.5 ms per sentence in a batch of 32), so
 
-- an LRU cache answers repeated queries without running the encoder at all;
+- an LRU cache answers repeated queries without running the encoder at all, and a second
+  one keeps their finished result lists (per index version);
 - concurrent misses are merged: while one encoder call runs, new queries queue up and the
   next call takes them all (no timer, so a lone query never waits);
 - encoder and index calls run in worker threads, so the event loop only parses and answers.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -30,29 +31,29 @@ class QueryEncoder(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
-class EmbeddingCache:
-    """A thread-safe LRU of query text → embedding; size 0 disables it."""
+class LRUCache:
+    """A thread-safe LRU map; size 0 disables it."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, text: str) -> np.ndarray | None:
+    def get(self, key: Hashable) -> Any:
         if self.size <= 0:
             return None
         with self._lock:
-            vec = self._data.get(text)
-            if vec is not None:
-                self._data.move_to_end(text)
-            return vec
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
 
-    def put(self, text: str, vec: np.ndarray) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         if self.size <= 0:
             return
         with self._lock:
-            self._data[text] = vec
-            self._data.move_to_end(text)
+            self._data[key] = value
+            self._data.move_to_end(key)
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
 
@@ -68,6 +69,7 @@ class SearchEngine:
         encoder: QueryEncoder,
         *,
         cache_size: int = 4096,
+        result_cache_size: int = 0,
         micro_batching: bool = True,
         max_batch: int = 64,
         search_threads: int = 4,
@@ -75,7 +77,10 @@ class SearchEngine:
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.encoder = encoder
-        self.cache = EmbeddingCache(cache_size)
+        self.cache = LRUCache(cache_size)
+        # Finished result lists keyed by (index version, text, k, filters): a popular query
+        # skips the index and the metadata store too; a new version never sees old entries.
+        self.results = LRUCache(result_cache_size)
         self.micro_batching = micro_batching
         self.max_batch = max_batch
         self._on_cache = on_cache

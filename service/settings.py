@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     # Query path (see service/search_engine.py); all on = the fast path.
     query_cache_size: int = Field(default=4096, ge=0)
+    result_cache_size: int = Field(default=1024, ge=0)
     micro_batching: bool = True
     max_micro_batch: int = Field(default=64, ge=1, le=1024)
     encoder_backend: Literal["torch", "onnx"] = Field(

@@ -40,6 +40,13 @@ def test_get_search_returns_k_ranked_results_with_metadata(client):
     assert "path" not in first  # server file paths never leak
 
 
+def test_filtered_results_are_cached_per_filter(client):
+    side = client.post("/search", json={"query": QUERY, "k": 5, "filters": {"view": "side"}})
+    front = client.post("/search", json={"query": QUERY, "k": 5, "filters": {"view": "front"}})
+    views = {x["metadata"]["attributes"]["view"] for x in front.json()["results"]}
+    assert views == {"front"} and side.json()["results"] != front.json()["results"]
+
+
 def test_post_search_filters_on_attributes(client):
     r = client.post("/search", json={"query": QUERY, "k": 10, "filters": {"view": "side"}})
     assert r.status_code == 200
@@ -243,8 +250,9 @@ def test_the_service_still_answers_after_bad_input(client):
 
 
 def test_metrics_are_prometheus_text(client):
-    client.get("/search", params={"q": QUERY, "k": 3})
-    client.get("/search", params={"q": QUERY, "k": 3})  # the second is a cache hit
+    first = client.get("/search", params={"q": QUERY + " metrics", "k": 3}).json()
+    again = client.get("/search", params={"q": QUERY + " metrics", "k": 3}).json()  # cached
+    assert again["results"] == first["results"]
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
@@ -259,7 +267,9 @@ def test_metrics_are_prometheus_text(client):
     assert families["gaitsearch_index_sequences"].samples[0].value == 60
     version = families["gaitsearch_index_version_info"].samples[0]
     assert version.labels["version"] == "v0001" and version.value == 1
-    assert families["gaitsearch_query_cache_hits"].samples[0].value >= 1
+    assert families["gaitsearch_query_cache_misses"].samples[0].value >= 1
+    outcomes = {s.labels["outcome"]: s.value for s in families["gaitsearch_result_cache"].samples}
+    assert outcomes.get("hit", 0) >= 1 and outcomes.get("miss", 0) >= 1
 
 
 # --- admin -------------------------------------------------------------------------------
