@@ -41,13 +41,14 @@ def draw_contact_sheet(
         pts = seq[..., :2][conf]
         if pts.size == 0:
             continue
-        # One scale per row so motion across frames stays comparable.
+        # One scale per row (fitted to the largest frame) so that approaching and receding
+        # walkers keep their change of size and nothing is cut off.
         heights = []
         for f in range(len(seq)):
             ys = seq[f, conf[f], 1]
             if ys.size >= 2:
                 heights.append(ys.max() - ys.min())
-        scale = (CELL * 0.85) / max(float(np.median(heights)) if heights else 1.0, 1.0)
+        scale = (CELL * 0.88) / max(float(np.percentile(heights, 95)) if heights else 1.0, 1.0)
         picks = np.linspace(0, len(seq) - 1, frames_per_row).astype(int)
         for c, f in enumerate(picks):
             ok = conf[f]

@@ -106,7 +106,7 @@ EFFECTS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
         "boots": {
             "speed": ("*", 0.95),
             "stride": ("*", 1.04),
-            "knee_swing": ("*", 1.3),
+            "knee_swing": ("*", 1.2),
             "hip_lift": ("+", 9.0),
             "step_width": ("*", 1.2),
             "bounce": ("*", 1.15),
@@ -193,7 +193,7 @@ EFFECT_NOTES: dict[str, dict[str, str]] = {
         "flat": "reference",
         "heels": "raised heels (+7 cm), stride about 19% shorter at a given speed (so higher "
         "cadence), more pelvic rotation, list and sway, feet placed on a line, stiffer knees",
-        "boots": "heavier feet: more foot clearance (swing knee flexion +25%), slightly "
+        "boots": "heavier feet: more foot clearance (swing knee flexion +20%, knee lift), slightly "
         "slower with longer, less frequent steps, wider steps, more bounce",
     },
     "carrying": {
