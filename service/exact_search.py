@@ -17,10 +17,13 @@ import numpy as np
 class ExactSearchIndex:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
-        faiss_index = inner._index  # the vectors live only inside the FAISS index
-        self._vectors = np.ascontiguousarray(
-            faiss_index.reconstruct_n(0, int(inner.count)), dtype=np.float32
-        )
+        # The vectors live only inside the FAISS index (approximate for PQ kinds).
+        rows = np.arange(int(inner.count), dtype=np.int64)
+        if hasattr(inner, "_reconstruct"):
+            vectors = inner._reconstruct(rows)  # makes the IVF direct map when needed
+        else:
+            vectors = inner._index.reconstruct_n(0, int(inner.count))
+        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
