@@ -34,9 +34,9 @@ _LOWER = [J[n] for n in ("r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ank
 
 # Per-joint detector noise scale and miss rate: extremities are the hardest.
 _NOISE = np.array([0.8, 0.8, 0.9, 1.2, 1.6, 0.9, 1.2, 1.6, 1.0, 1.2, 1.5, 1.0, 1.2, 1.5,
-                   0.7, 0.7, 0.9, 0.9])  # fmt: skip
+                   0.7, 0.7, 0.9, 0.9], dtype=np.float32)  # fmt: skip
 _MISS = np.array([0.004, 0.002, 0.004, 0.01, 0.03, 0.004, 0.01, 0.03, 0.006, 0.01, 0.02,
-                  0.006, 0.01, 0.02, 0.01, 0.01, 0.03, 0.03])  # fmt: skip
+                  0.006, 0.01, 0.02, 0.01, 0.01, 0.03, 0.03], dtype=np.float32)  # fmt: skip
 
 
 @dataclass
@@ -140,10 +140,12 @@ def detect(
     (1 = typical).
     """
     b, t, nj, _ = pixels.shape
-    quality = np.ones(b) if quality is None else quality
+    f32 = np.float32
+    pixels = pixels.astype(f32)
+    quality = (np.ones(b) if quality is None else np.asarray(quality)).astype(f32)
     # Person height in pixels per frame, for noise scale.
     ys = pixels[..., 1]
-    px_h = np.maximum(ys.max(-1) - ys.min(-1), 10.0)[..., None]  # (B, T, 1)
+    px_h = np.maximum(ys.max(-1) - ys.min(-1), f32(10.0))[..., None]  # (B, T, 1)
 
     # Facing: walker's left axis from the hips; camera direction seen from the pelvis.
     pelvis = 0.5 * (joints[:, :, J["r_hip"]] + joints[:, :, J["l_hip"]])
@@ -157,11 +159,13 @@ def detect(
     facing = (fwd * to_cam).sum(-1)  # +1: camera in front
     lateral = (left * to_cam).sum(-1)  # +1: camera on the walker's left
 
-    conf = np.clip(rng.normal(0.82, 0.06, (b, 1, 1)) + rng.normal(0, 0.07, (b, t, nj)), 0.05, 1)
-    vis = np.ones((b, t, nj))
+    conf = rng.normal(0.82, 0.06, (b, 1, 1)).astype(f32)
+    conf = np.clip(conf + f32(0.07) * rng.standard_normal((b, t, nj), dtype=f32), 0.05, 1.0)
+    vis = np.ones((b, t, nj), dtype=f32)
     # The far side is partly hidden by the body in profile.
     vis[:, :, _RIGHT] *= np.clip(1.0 - 0.55 * np.maximum(lateral, 0.0), 0.3, 1.0)[..., None]
     vis[:, :, _LEFT] *= np.clip(1.0 - 0.55 * np.maximum(-lateral, 0.0), 0.3, 1.0)[..., None]
+    lateral, facing = lateral.astype(f32), facing.astype(f32)
     face = np.clip(0.5 + facing, 0.0, 1.0)
     vis[:, :, _FACE] *= face[..., None]
     vis[:, :, J["r_ear"]] *= np.clip(0.6 - 0.8 * lateral + 0.2 * (facing < 0), 0.0, 1.0)
@@ -169,10 +173,10 @@ def detect(
     conf = conf * (0.35 + 0.65 * vis)
 
     # Misses: more for low visibility, low quality and small people.
-    small = np.clip(120.0 / px_h, 0.5, 3.0)
+    small = np.clip(f32(120.0) / px_h, 0.5, 3.0)
     p_miss = _MISS[None, None, :] * quality[:, None, None] * small * (1.0 + 6.0 * (1.0 - vis))
     p_miss = np.where(vis < 0.15, 0.9, p_miss)
-    missed = rng.random((b, t, nj)) < p_miss
+    missed = rng.random((b, t, nj), dtype=f32) < p_miss
 
     # Short occlusions: someone or something passes in front for a few frames.
     n_occ = rng.binomial(2, 0.2 * quality)
