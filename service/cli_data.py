@@ -9,20 +9,21 @@ from pathlib import Path
 import typer
 from gaitsearch.service.cli_errors import fail
 
-SYNTH_HELP = """Generate a synthetic gallery of walking people.
+SYNTH_HELP = (
+    "Generate a synthetic gallery of walking people.\n\n"
+    "Writes DIR/sequences/<id>.npy (float32 (T, 18, 3) OpenPose-18 pixels, y down), "
+    "DIR/metadata.jsonl (attributes and several template descriptions per sequence) and "
+    "DIR/queries.jsonl (evaluation queries in a held-out phrasing, each with every relevant "
+    "id). The same --seed gives the same bytes. --out must be empty or absent."
+)
 
-Writes DIR/sequences/<id>.npy (float32 (T, 18, 3) OpenPose-18 pixels, y down), DIR/metadata.jsonl
-(attributes and several template descriptions per sequence) and DIR/queries.jsonl (evaluation
-queries in a held-out phrasing, each with every relevant id). The same --seed gives the same
-bytes. --out must be empty or absent.
-"""
-
-DESCRIBE_HELP = """(Re)write the descriptions of a gallery directory from its attributes.
-
-Uses the template describer, or with --llm an OpenAI-compatible chat endpoint configured by
-GAITSEARCH_LLM_BASE_URL, GAITSEARCH_LLM_MODEL and GAITSEARCH_LLM_API_KEY (answers are cached on
-disk, so a re-run does not call again). metadata.jsonl is replaced atomically.
-"""
+DESCRIBE_HELP = (
+    "(Re)write the descriptions of a gallery directory from its attributes.\n\n"
+    "Uses the template describer, or with --llm an OpenAI-compatible chat endpoint configured "
+    "by GAITSEARCH_LLM_BASE_URL, GAITSEARCH_LLM_MODEL and GAITSEARCH_LLM_API_KEY (answers are "
+    "cached on disk in GAITSEARCH_LLM_CACHE, so a re-run does not call again). "
+    "metadata.jsonl is replaced atomically, only when every sequence is described."
+)
 
 
 def register(app: typer.Typer) -> None:
