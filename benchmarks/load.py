@@ -227,11 +227,6 @@ def ensure_index(index_dir: Path, fallback: Path, count: int, checkpoint: Path |
 
     if current_version(index_dir) is not None:
         return index_dir, None
-    note = (
-        f"{index_dir} has no published index; using a fallback gallery of {count} synthetic "
-        f"sequences in {fallback}"
-    )
-    print(f"NOTE: {note}", file=sys.stderr)
     index = fallback / "index"
     if current_version(index) is None:
         from gaitsearch.index.build import build_index
@@ -241,6 +236,15 @@ def ensure_index(index_dir: Path, fallback: Path, count: int, checkpoint: Path |
         if not (gallery / "metadata.jsonl").is_file():
             synthesize_gallery(gallery, count=count, seed=11)
         build_index(gallery, index, checkpoint, progress=True)
+    from gaitsearch.index.live import load_index
+
+    built = load_index(index)
+    note = (
+        f"{index_dir} has no published index, so this run used a smaller fallback index of "
+        f"{built.count} synthetic sequences in {index}"
+    )
+    built.close()
+    print(f"NOTE: {note}", file=sys.stderr)
     return index, note
 
 
