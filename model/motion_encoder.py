@@ -35,6 +35,7 @@ class MotionEncoderConfig(BaseModel):
 PRESETS: dict[str, dict[str, object]] = {
     # Ours: small enough for fast CPU indexing.
     "small": {"d_model": 128, "n_layers": 3, "n_heads": 4, "d_ff": 256},
+    "mini": {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 128},
     "tiny": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
     # The paper's encoder as configured in the reference code (WalkAndText).
     "paper": {

@@ -68,6 +68,7 @@ class TrainConfig(BaseModel):
     temperature: float = Field(default=0.07, gt=0)
     fn_threshold: float = Field(default=0.95, gt=0, le=1)
     margin: float = 10.0
+    descriptions_per_step: int = Field(default=1, ge=1)
     n_frames: int = 32
     target_fps: float = 12.5
     centre: str = "pelvis"
@@ -143,6 +144,23 @@ def load_training_set(
         desc_index,
         vectors,
     )
+
+
+def _text_targets(
+    data: TrainingSet, batch: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Per sequence, the normalised mean of ``k`` of its descriptions sampled this step.
+
+    Descriptions mention random subsets of a walker's attributes; averaging a few gives a
+    target that covers more of them than any single sentence (k=1: one description).
+    """
+    out = np.zeros((len(batch), data.text_vectors.shape[1]), dtype=np.float32)
+    for row, i in enumerate(batch):
+        choices = data.desc_index[i]
+        pick = rng.choice(choices, size=min(k, len(choices)), replace=False)
+        vec = data.text_vectors[pick].mean(0)
+        out[row] = vec / max(float(np.linalg.norm(vec)), 1e-8)
+    return out
 
 
 def lr_factor(progress: float, step: int, warmup_steps: int) -> float:
@@ -316,10 +334,8 @@ def train(
             flip_p=cfg.flip_p,
             dropout_p=cfg.dropout_p,
         )
-        text_rows = [
-            train_set.desc_index[i][rng.integers(len(train_set.desc_index[i]))] for i in batch
-        ]
-        text = torch.from_numpy(train_set.text_vectors[text_rows]).to(device)
+        text = torch.from_numpy(_text_targets(train_set, batch, cfg.descriptions_per_step, rng))
+        text = text.to(device)
         keys = [train_set.keys[i] for i in batch]
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(done, step, cfg.warmup_steps)

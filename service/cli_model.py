@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Random seed (split, batches, augmentation, init)."),
         device: str = typer.Option("cpu", help="cpu or cuda (cuda when a GPU is there)."),
         threads: int | None = typer.Option(None, help="CPU threads for torch."),
+        descriptions_per_step: int = typer.Option(
+            1, help="Descriptions sampled per sequence each step; their mean is the target."
+        ),
         n_frames: int = typer.Option(32, help="Frames per training window."),
         target_fps: float = typer.Option(12.5, help="Frame rate windows are resampled to."),
         centre: str = typer.Option("pelvis", help="pelvis, or first_joint (the paper)."),
@@ -110,7 +113,8 @@ def register(app: typer.Typer) -> None:
                 data=str(data), out=str(out), preset=preset, loss=loss, epochs=epochs,
                 minutes=minutes, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                 warmup_steps=warmup_steps, seed=seed, device=device, threads=threads,
-                n_frames=n_frames, target_fps=target_fps, centre=centre,
+                descriptions_per_step=descriptions_per_step, n_frames=n_frames,
+                target_fps=target_fps, centre=centre,
                 scale_normalise=scale_normalise, val_data=str(val_data) if val_data else None,
                 eval_every=eval_every, work_dir=str(work_dir) if work_dir else None,
                 resume=resume, progress=progress,
