@@ -117,9 +117,7 @@ def _load(
         model = load_checkpoint(settings.checkpoint)
     if text_encoder is None:
         state.loading = "loading the text encoder"
-        from gaitsearch.model.text_encoder import load_text_encoder
-
-        text_encoder = load_text_encoder(settings.text_encoder or model.config.text_encoder.name)
+        text_encoder = text_encoder_for(model, settings.text_encoder)
     model.check_text_encoder(text_encoder.fingerprint, text_encoder.name)
     state.model, state.text_encoder = model, text_encoder
 
@@ -181,6 +179,17 @@ def _load(
     state.holder, state.engine = holder, engine
     state.loading = "ready"
     log.info("ready: index %s, %s query encoder", holder.version, state.extras["encoder_backend"])
+
+
+def text_encoder_for(model: Any, name: str | None) -> Any:
+    """The text encoder the checkpoint was trained with (name and pooling), or ``name``."""
+    if name is None:
+        from gaitsearch.model.checkpoint import matching_text_encoder
+
+        return matching_text_encoder(model)
+    from gaitsearch.model.text_encoder import load_text_encoder
+
+    return load_text_encoder(name)
 
 
 def _count_cache(metrics: ServiceMetrics) -> Callable[[int, int], None]:

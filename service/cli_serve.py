@@ -43,7 +43,8 @@ def _preload(settings) -> tuple[Any, Any]:
     one clear line instead of a failed server start-up."""
     from gaitsearch.index.live import IndexLoadError, current_version, load_index
     from gaitsearch.model.checkpoint import CheckpointError, load_checkpoint
-    from gaitsearch.model.text_encoder import TextEncoderError, load_text_encoder
+    from gaitsearch.model.text_encoder import TextEncoderError
+    from gaitsearch.service.app import text_encoder_for
 
     index_dir = Path(settings.index_dir)
     if current_version(index_dir) is None:
@@ -53,7 +54,7 @@ def _preload(settings) -> tuple[Any, Any]:
         )
     try:
         model = load_checkpoint(settings.checkpoint)
-        encoder = load_text_encoder(settings.text_encoder or model.config.text_encoder.name)
+        encoder = text_encoder_for(model, settings.text_encoder)
         model.check_text_encoder(encoder.fingerprint, encoder.name)
         index = load_index(index_dir)
         try:
