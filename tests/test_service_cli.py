@@ -55,3 +55,30 @@ def test_run_builds_the_demo_once_then_reuses_it(tmp_path, monkeypatch, tiny_che
     second = runner.invoke(app, ["run", "--data-dir", str(demo), "--count", "24"])
     assert second.exit_code == 0 and "reusing" in second.output
     assert (demo / "index" / "CURRENT").read_text().strip() == "v0001"
+
+
+def test_serve_preloads_the_checkpoint_its_text_encoder_and_the_index(service_index):  # noqa: F811
+    settings = service_index.settings()
+    model, encoder = cli_serve._preload(settings)
+    assert encoder.fingerprint == model.config.text_encoder.fingerprint
+
+
+def test_serve_refuses_an_index_built_with_another_checkpoint(
+    service_index,  # noqa: F811
+    tmp_path,
+    text_encoder,
+):
+    import torch
+    from gaitsearch.model.checkpoint import CheckpointConfig, TextEncoderInfo, save_checkpoint
+    from gaitsearch.model.motion_encoder import MotionEncoder, preset
+
+    torch.manual_seed(1)
+    encoder = MotionEncoder(preset("tiny", out_dim=text_encoder.dim))
+    config = CheckpointConfig(
+        encoder=encoder.config, text_encoder=TextEncoderInfo(**text_encoder.describe())
+    )
+    other = save_checkpoint(encoder, config, tmp_path / "other")
+    args = ["serve", "--index-dir", str(service_index.index_dir), "--checkpoint", str(other)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "checkpoint" in result.output
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
