@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The ceiling ``max_k`` may be raised to; requests are checked against ``max_k``.
@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     watch: bool = False
     watch_interval_s: float = Field(default=2.0, gt=0)
     log_level: str = "info"
+
+    @field_validator("checkpoint", "text_encoder", "admin_token", "cache_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     def admin_enabled(self) -> bool:
         return self.admin_token is not None and bool(self.admin_token.get_secret_value())

@@ -191,3 +191,20 @@ def test_concurrent_reloads_and_leases_are_consistent():
         t.join()
     assert not errors
     assert all(indexes[f"v{i}"].closed for i in range(19)) and not indexes["v19"].closed
+
+
+def test_settings_from_the_environment(monkeypatch):
+    from gaitsearch.service.settings import Settings
+
+    monkeypatch.setenv("GAITSEARCH_INDEX_DIR", "/srv/index")
+    monkeypatch.setenv("GAITSEARCH_MAX_K", "25")
+    monkeypatch.setenv("GAITSEARCH_ALLOWED_ORIGINS", '["https://a.example"]')
+    monkeypatch.setenv("GAITSEARCH_CHECKPOINT", "")  # empty = the shipped checkpoint
+    monkeypatch.setenv("GAITSEARCH_ADMIN_TOKEN", "")  # empty = admin disabled
+    s = Settings()
+    assert str(s.index_dir) == "/srv/index" and s.max_k == 25
+    assert s.allowed_origins == ["https://a.example"]
+    assert s.checkpoint is None and not s.admin_enabled()
+    monkeypatch.setenv("GAITSEARCH_MAX_K", "0")
+    with pytest.raises(ValueError):
+        Settings()
