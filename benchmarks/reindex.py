@@ -285,7 +285,7 @@ def main() -> None:
     parser.add_argument("--index-out", type=Path, default=Path("/work/bench/idx217k"))
     parser.add_argument("--engine-count", type=int, default=20_000,
                         help="sequences for the engine comparison (0 = skip it)")  # fmt: skip
-    parser.add_argument("--kinds", default="flat,hnsw,ivfflat,ivfpq",
+    parser.add_argument("--kinds", default="flat,hnsw,ivfflat,ivfsq8,ivfpq",
                         help="FAISS kinds to compare ('' = skip)")  # fmt: skip
     parser.add_argument("--skip-full", action="store_true", help="reuse --index-out as is")
     parser.add_argument("--batch-size", type=int, default=256)

@@ -582,7 +582,7 @@ def _derive_into(
     rows = list(live._store.iter_records())
     keep = [i for i, (_, rec, _) in enumerate(rows) if rec.id not in drop]
     requested = live.manifest.kind_params.get("requested", live.manifest.kind)
-    if live.kind in ("ivfflat", "ivfpq"):
+    if live.kind in ("ivfflat", "ivfsq8", "ivfpq"):
         return _derive_ivf(staging, version, live, model, rows, keep, new_batches, report)
     # flat and HNSW store the exact vectors: rebuild, re-choosing the kind for the new size.
     old_ids = np.array([r for r, _, _ in rows], dtype=np.int64)

@@ -100,7 +100,7 @@ def load_index(index_dir: Path | str, version: str | None = None) -> LoadedIndex
             f"{vdir / METADATA_FILE}: {store.count} rows but the manifest says {manifest.count}"
         )
     apply_search_params(index, manifest.search_params)
-    if manifest.kind in ("ivfflat", "ivfpq"):
+    if manifest.kind in ("ivfflat", "ivfsq8", "ivfpq"):
         # Lookups by row (vector(), filtered exact search, reconstruct_n) need a direct map:
         # an array for a fresh build's rows 0..n-1, a hash table after add/remove.
         ivf = faiss.extract_index_ivf(index)
@@ -203,7 +203,7 @@ class LoadedIndex:
         if self.kind == "hnsw":
             ef = int(self.manifest.search_params.get("efSearch", 64) * ratio)
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef, k))
-        elif self.kind in ("ivfflat", "ivfpq"):
+        elif self.kind in ("ivfflat", "ivfsq8", "ivfpq"):
             nlist = int(self.manifest.kind_params.get("nlist", 1))
             nprobe = int(self.manifest.search_params.get("nprobe", 1) * ratio)
             params = faiss.SearchParametersIVF(sel=sel, nprobe=min(nlist, max(nprobe, 1)))

@@ -95,7 +95,8 @@ def embed_ray(
             ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             ray.init(
-                num_cpus=max(workers or os.cpu_count() or 1, 1),
+                # Every core of this machine; the actors split them (threads = CPUs / actors).
+                num_cpus=max(os.cpu_count() or 1, workers or 1),
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level=logging.WARNING,

@@ -78,7 +78,7 @@ def build(
     kind: str = typer.Option(
         "auto",
         "--kind",
-        help="FAISS index: auto (by size), flat (exact), hnsw, ivfflat or ivfpq.",
+        help="FAISS index: auto (by size), flat (exact), hnsw, ivfflat, ivfsq8 or ivfpq.",
     ),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sequences per batch."),
     strict: bool = typer.Option(

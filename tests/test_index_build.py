@@ -94,7 +94,7 @@ def test_filters_restrict_hits_and_unknown_key_is_refused(gallery, tiny_checkpoi
     live.close()
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "ivfpq"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivfflat", "ivfsq8", "ivfpq"])
 def test_approximate_kinds_record_measured_recall(gallery, tiny_checkpoint, tmp_path, kind):
     result = build_index(gallery, tmp_path / "idx", tiny_checkpoint, kind=kind, progress=False)
     recall = result.manifest.recall
@@ -116,7 +116,8 @@ def test_auto_kind_by_size():
     assert choose_kind(2_000, 384) == "flat"
     assert choose_kind(50_000, 384) == "hnsw"
     assert choose_kind(217_000, 384) == "ivfflat"
-    assert choose_kind(5_000_000, 384) == "ivfpq"
+    assert choose_kind(3_000_000, 384) == "ivfsq8"  # 4.6 GB raw, 1.2 GB as 8-bit codes
+    assert choose_kind(10_000_000, 384) == "ivfpq"
 
 
 def test_bad_files_are_skipped_and_counted_or_refused_with_strict(tmp_path, tiny_checkpoint):
