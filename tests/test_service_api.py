@@ -330,3 +330,12 @@ def test_the_naive_baselines_numpy_search_agrees_with_the_index(service_index): 
     got = [[h.id for h in row] for row in exact.search(queries, 5)]
     assert got == want  # the small test index is exact (flat), so the two must agree
     index.close()
+
+
+def test_openapi_states_the_configured_limits(client):
+    doc = client.get("/openapi.json").json()
+    k_param = next(p for p in doc["paths"]["/search"]["get"]["parameters"] if p["name"] == "k")
+    assert k_param["schema"]["maximum"] == 50  # max_k of this app
+    assert doc["components"]["schemas"]["SearchRequest"]["properties"]["k"]["maximum"] == 50
+    q = doc["components"]["schemas"]["SearchRequest"]["properties"]["query"]
+    assert q["maxLength"] == 1000 and q["minLength"] == 1
