@@ -5,9 +5,9 @@
 :func:`project` turns 3D joints into OpenPose-18 pixels (y grows downwards);
 :func:`detect` makes the result look like pose-estimator output rather than mocap: Gaussian
 and temporally correlated jitter that grows as the person gets smaller, confidences that
-drop for self-occluded joints (the far arm and leg in profile, the face from behind), missed
-joints, short occlusions, and joints outside the image. Missing joints are ``(0, 0, 0)`` as
-OpenPose writes them. Everything is vectorised over ``(B, T, 18)``.
+drop for self-occluded joints (the far arm, leg, eye and ear in profile, the face from
+behind), missed joints, short occlusions, and joints outside the image. Missing joints are
+``(0, 0, 0)`` as OpenPose writes them. Everything is vectorised over ``(B, T, 18)``.
 """
 
 from __future__ import annotations
@@ -168,6 +168,9 @@ def detect(
     lateral, facing = lateral.astype(f32), facing.astype(f32)
     face = np.clip(0.5 + facing, 0.0, 1.0)
     vis[:, :, _FACE] *= face[..., None]
+    # In profile only the near eye is seen.
+    vis[:, :, J["r_eye"]] *= np.clip(1.0 - 1.1 * lateral, 0.0, 1.0)
+    vis[:, :, J["l_eye"]] *= np.clip(1.0 + 1.1 * lateral, 0.0, 1.0)
     vis[:, :, J["r_ear"]] *= np.clip(0.6 - 0.8 * lateral + 0.2 * (facing < 0), 0.0, 1.0)
     vis[:, :, J["l_ear"]] *= np.clip(0.6 + 0.8 * lateral + 0.2 * (facing < 0), 0.0, 1.0)
     conf = conf * (0.35 + 0.65 * vis)
