@@ -328,29 +328,79 @@ def attribute_phrases(group: str, value: str, heldout: bool = False) -> list[str
     return out
 
 
+# Values too generic to recognise inside a free label ("normal", "none", "back", ...).
+_GENERIC_VALUES = {"normal", "none", "nothing", "neutral", "average", "flat", "front", "back",
+                   "side", "oblique"}  # fmt: skip
+
+
+_PERSON_WORDS = {"man", "woman", "men", "women", "person", "people", "boy", "girl", "child",
+                 "kid", "lady", "guy", "someone", "pedestrian", "adult", "teenager"}  # fmt: skip
+# Free-label words that name a gender or age value.
+_PERSON_VALUES = {
+    "female": ("gender", "female"), "woman": ("gender", "female"), "lady": ("gender", "female"),
+    "male": ("gender", "male"), "man": ("gender", "male"), "guy": ("gender", "male"),
+    "child": ("age", "child"), "kid": ("age", "child"), "young": ("age", "young"),
+    "elderly": ("age", "elderly"), "old": ("age", "elderly"), "senior": ("age", "elderly"),
+}  # fmt: skip
+_GERUND_FRAMES = [
+    "a person {l}.",
+    "someone {l}.",
+    "a pedestrian {l}.",
+    "the video shows a person {l}.",
+    "a walking sequence of someone {l}.",
+    "footage of a person {l}.",
+    "a man {l}.",
+    "a woman {l}.",
+]
+_NOUN_FRAMES = [
+    "{A} {l} walking.",
+    "a video of {a} {l}.",
+    "footage of {a} {l} walking by.",
+    "{A} {l} seen walking down the street.",
+    "a walking sequence of {a} {l}.",
+    "{A} {l} on the move.",
+]
+_OTHER_FRAMES = [
+    "a person walking: {l}.",
+    "a pedestrian, {l}.",
+    "someone walking ({l}).",
+    "a walking person described as {l}.",
+    "footage of a person walking, {l}.",
+    "{l}: a person walking.",
+]
+
+
 def label_descriptions(label: str, n: int = 8) -> list[str]:
-    """Expand a free label ("limping", "texting while walking") into ``n`` sentences."""
-    label = label.strip()
+    """Expand a free label ("limping", "texting while walking") into ``n`` sentences.
+
+    Labels in the attribute vocabulary ("limping", "backpack", "female") also get that
+    value's training phrases first; other labels are put into sentence frames chosen by
+    their form (a gerund phrase, a phrase naming a person, or anything else).
+    """
+    label = " ".join(label.split())
     if not label:
         raise ValueError("empty label")
     low = label.lower()
-    frames = [
-        "a person {l}.",
-        "someone {l}.",
-        "a pedestrian {l}.",
-        "the video shows a person {l}.",
-        "a walking sequence of someone {l}.",
-        "footage of a person {l}.",
-        "a man {l}.",
-        "a woman {l}.",
-    ]
-    is_phrase = " " in low or low.endswith("ing")
-    text_l = low if is_phrase else f"who is {low}"
-    out = [f.format(l=text_l) for f in frames]
-    # Known vocabulary: add the matching attribute phrases.
-    for (group, value), _table in _TRAIN.items():
-        if value.replace("_", " ") in low or low in value.replace("_", " "):
-            out = attribute_phrases(group, value) + out
+    words = re.findall(r"[a-z]+", low)
+    out: list[str] = []
+    for group, value in _TRAIN:
+        text = value.replace("_", " ")
+        if value in _GENERIC_VALUES:
+            continue
+        if re.search(rf"\b{re.escape(text)}(s|ing|ed)?\b", low):
+            out += attribute_phrases(group, value)
+    for word in words:
+        if word in _PERSON_VALUES and len(words) == 1:
+            out += attribute_phrases(*_PERSON_VALUES[word])
+    if words and words[0].endswith("ing"):
+        frames, text = _GERUND_FRAMES, low
+    elif any(w in _PERSON_WORDS for w in words):
+        frames = _NOUN_FRAMES
+        text = re.sub(r"^(a|an|the)\s+", "", low)
+    else:
+        frames, text = _OTHER_FRAMES, low
+    article = _article(text)
+    out += [f.format(l=text, a=article, A=article.capitalize()) for f in frames]
     seen: list[str] = []
     for t in out:
         t = t[0].upper() + t[1:]

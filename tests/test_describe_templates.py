@@ -151,6 +151,16 @@ def test_label_descriptions_expand_free_labels() -> None:
     assert len(texting) == 4 and all("text" in t.lower() or "phone" in t.lower() for t in texting)
     other = label_descriptions("carrying an umbrella", n=5)
     assert len(other) == 5 and all("carrying an umbrella" in t for t in other)
+    # Vocabulary words are matched as words: no "back" view in "backpack", no "male" in
+    # "female".
+    backpack = label_descriptions("backpack")
+    assert any("rucksack" in t for t in backpack)
+    assert not any("behind" in t or "away from the camera" in t for t in backpack)
+    female = label_descriptions("female", n=6)
+    assert all(" man" not in t and "guy" not in t for t in female)
+    assert any("woman" in t for t in female)
+    person = label_descriptions("a man with a dog", n=3)
+    assert person[0] == "A man with a dog walking."
     with pytest.raises(ValueError):
         label_descriptions("  ")
 
