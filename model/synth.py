@@ -243,6 +243,7 @@ def synthesize_gallery(
     Returns a summary (counts, attribute histograms, paths). ``out_dir`` must be empty or
     absent (:class:`GalleryError` otherwise). ``workers`` > 1 generates chunks in that many
     processes; the output is byte-identical whatever the number of workers.
+    ``on_progress(done)`` is called with the number of sequences written so far.
     """
     if count < 1:
         raise ValueError("count must be at least 1")
@@ -258,6 +259,7 @@ def synthesize_gallery(
     all_attrs: dict[str, dict[str, Any]] = {}
     preview_items: list[tuple[str, np.ndarray, dict[str, Any]]] = []
     frames_total = 0
+    done = 0
     pool = None
     if workers > 1 and len(tasks) > 1:
         import multiprocessing
@@ -276,8 +278,9 @@ def synthesize_gallery(
                 all_attrs.update(result["attributes"])
                 frames_total += result["frames"]
                 preview_items += result["preview"][: n_preview - len(preview_items)]
+                done += len(result["lines"])
                 if on_progress:
-                    on_progress(len(result["lines"]))
+                    on_progress(done)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

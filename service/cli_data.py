@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
                     seed,
                     preview=preview,
                     per_sequence=per_sequence,
-                    on_progress=lambda n: progress.advance(task, n),
+                    on_progress=lambda n: progress.update(task, completed=n),
                     workers=workers,
                 )
             except (GalleryError, OSError) as exc:

@@ -73,7 +73,9 @@ def test_same_seed_same_bytes_other_seed_differs(
 
 def test_worker_processes_write_the_same_bytes(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
-    synthesize_gallery(one, 300, seed=4, workers=1)  # 2 chunks
+    seen: list[int] = []
+    synthesize_gallery(one, 300, seed=4, workers=1, on_progress=seen.append)  # 2 chunks
+    assert seen == [256, 300]  # sequences written so far
     synthesize_gallery(two, 300, seed=4, workers=2)
     assert _digest(one) == _digest(two)
 
