@@ -247,6 +247,8 @@ def synthesize_gallery(
     """
     if count < 1:
         raise ValueError("count must be at least 1")
+    if seed < 0:
+        raise ValueError("seed must be a non-negative integer")
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise GalleryError(f"{out_dir}: exists and is not an empty directory")

@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
     def synth_cmd(
         out: Path = typer.Option(..., "--out", help="Directory to create (must be empty)."),
         count: int = typer.Option(200, "--count", min=1, help="Number of sequences."),
-        seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
+        seed: int = typer.Option(
+            0, "--seed", min=0, help="Random seed, >= 0 (same seed, same bytes)."
+        ),
         preview: Path | None = typer.Option(
             None, "--preview", help="Also draw a contact sheet of stick figures to this PNG."
         ),
@@ -68,8 +70,8 @@ def register(app: typer.Typer) -> None:
                     on_progress=lambda n: progress.update(task, completed=n),
                     workers=workers,
                 )
-            except (GalleryError, OSError) as exc:
-                fail(str(exc))
+            except (GalleryError, OSError, ValueError) as exc:
+                fail(f"{out}: {exc}" if isinstance(exc, ValueError) else str(exc))
         summary.pop("attributes", None)
         typer.echo(json.dumps(summary))
 

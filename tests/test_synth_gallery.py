@@ -153,6 +153,18 @@ def test_synth_cli_refuses_non_empty_out(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
+def test_synth_cli_rejects_bad_arguments_without_traceback(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for args in (["--seed", "-1"], ["--count", "0"], ["--preview", str(tmp_path / "x.jpg")]):
+        result = runner.invoke(app, ["synth", "--out", str(tmp_path / "g"), *args])
+        assert result.exit_code == 2, args
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "g").exists()
+    with pytest.raises(ValueError, match="seed"):
+        synthesize_gallery(tmp_path / "h", 3, seed=-5)
+    assert not (tmp_path / "h").exists()
+
+
 def test_describe_cli_rewrites_and_reports_bad_dirs(tmp_path: Path) -> None:
     out = tmp_path / "g"
     synthesize_gallery(out, 10, seed=1)
