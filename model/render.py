@@ -53,6 +53,20 @@ class Cameras:
     azimuth: np.ndarray  # degrees, around the walker's direction of travel
     direction: list[str]  # how the walker moves in the image: toward, away, left, right, ...
 
+    def subset(self, idx: np.ndarray) -> Cameras:
+        """The cameras of walkers ``idx``."""
+        return Cameras(
+            position=self.position[idx],
+            forward=self.forward[idx],
+            right=self.right[idx],
+            down=self.down[idx],
+            focal=self.focal[idx],
+            width=self.width[idx],
+            height=self.height[idx],
+            azimuth=self.azimuth[idx],
+            direction=[self.direction[i] for i in idx],
+        )
+
 
 def _direction(az: float) -> str:
     along = "toward" if abs(az) < 90 else "away"

@@ -27,9 +27,10 @@ from gaitsearch.model.gallery import (
 )
 from gaitsearch.model.render import detect, place_cameras, project
 from gaitsearch.model.skeleton import validate_sequence
-from gaitsearch.model.walker import gait_params, simulate
+from gaitsearch.model.walker import gait_params, simulate, subset
 
 CHUNK = 256
+LENGTH_GROUPS = 4  # walkers of a chunk are simulated in this many groups of similar length
 MIN_FRAMES, MAX_FRAMES = 60, 120
 QUERIES_FILE = "queries.jsonl"
 
@@ -119,22 +120,34 @@ def generate_batch(
     frames: Sequence[int],
     fps: Sequence[float],
 ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
-    """Walk and film one batch: ``(arrays, extras)`` with per-sequence extra metadata."""
+    """Walk and film one batch: ``(arrays, extras)`` with per-sequence extra metadata.
+
+    Walkers are simulated in a few groups of similar length, so little work is spent on
+    frames that are cut off afterwards.
+    """
+    n = len(attribute_sets)
     params = gait_params(attribute_sets, rng)
-    t_max = int(max(frames))
+    frames_arr = np.asarray(frames, dtype=np.int64)
     fps_arr = np.asarray(fps, dtype=np.float64)
-    joints = simulate(params, t_max, fps_arr)
-    path = params.speed * np.asarray(frames) / fps_arr
+    path = params.speed * frames_arr / fps_arr
     cams = place_cameras([str(a["view"]) for a in attribute_sets], path, rng)
-    pixels, _ = project(joints, cams)
-    quality = rng.uniform(0.5, 1.5, len(attribute_sets))
-    seqs = detect(pixels, joints, cams, rng, quality)
-    arrays = [seqs[i, : frames[i]] for i in range(len(frames))]
-    # Guarantee a usable sequence: any frame with nothing detected keeps its neck.
-    for arr, full in zip(arrays, pixels, strict=False):
-        if not (arr[..., 2] > 0).any():
-            arr[:, 1, :2] = full[: len(arr), 1]
-            arr[:, 1, 2] = 0.3
+    quality = rng.uniform(0.5, 1.5, n)
+    arrays: list[np.ndarray] = [np.empty(0)] * n
+    order = np.argsort(frames_arr, kind="stable")
+    for idx in np.array_split(order, min(n, LENGTH_GROUPS)):
+        if len(idx) == 0:
+            continue
+        group_cams = cams.subset(idx)
+        joints = simulate(subset(params, idx), int(frames_arr[idx].max()), fps_arr[idx])
+        pixels, _ = project(joints, group_cams)
+        seqs = detect(pixels, joints, group_cams, rng, quality[idx])
+        for k, i in enumerate(idx):
+            arr = seqs[k, : frames_arr[i]]
+            # Guarantee a usable sequence: if nothing was detected, keep the neck.
+            if not (arr[..., 2] > 0).any():
+                arr[:, 1, :2] = pixels[k, : len(arr), 1]
+                arr[:, 1, 2] = 0.3
+            arrays[i] = arr
     extras = [
         {
             "direction": cams.direction[i],
@@ -142,7 +155,7 @@ def generate_batch(
             "speed_mps": round(float(params.speed[i]), 2),
             "cadence_spm": round(float(params.cadence[i]), 1),
         }
-        for i in range(len(frames))
+        for i in range(n)
     ]
     return arrays, extras
 
