@@ -72,11 +72,20 @@ def test_search_animate_more_like_this_and_screenshot(browser, server):
     assert "#1" in first_card and "more like this" in first_card and "view:" in first_card
 
     # The figures animate: frame counters advance and the canvas pixels change.
+    # (Polled, not slept: on a busy machine the browser may draw late.)
     before_frames, before_pixels = _frames(page), _pixels(page)
-    page.wait_for_timeout(400)
-    after_frames, after_pixels = _frames(page), _pixels(page)
-    assert after_frames != before_frames
-    assert after_pixels != before_pixels
+    page.wait_for_function(
+        "prev => JSON.stringify([...document.querySelectorAll('.result canvas')]"
+        ".map(c => Number(c.dataset.frame ?? -1))) !== JSON.stringify(prev)",
+        arg=before_frames,
+        timeout=15_000,
+    )
+    assert _frames(page) != before_frames
+    for _ in range(50):
+        if _pixels(page) != before_pixels:
+            break
+        page.wait_for_timeout(100)
+    assert _pixels(page) != before_pixels
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "web_search.png"
