@@ -374,7 +374,10 @@ def gait_params(
     stride = np.clip(stride, speed / hi, speed / lo)
     duty = np.where(running > 0, 0.36, 0.62 - 0.04 * (speed - 1.35)) + jitter(0.01)
     hip_off = (8.0 + jitter(2.0)) * DEG
-    reach = stride * duty / (2.0 * leg * np.cos(hip_off))
+    # During stance the pelvis travels stride * duty over the foot; the heel-to-toe roll of
+    # the foot (about 8% of height) covers part of it, the leg's swing the rest.
+    rocker = np.where(running > 0, 0.02, 0.08) * height  # runners land on the forefoot
+    reach = (stride * duty - rocker) / (2.0 * leg * np.cos(hip_off))
     hip_amp = np.arcsin(np.clip(reach, 0.05, 0.75))
     knee_stance = np.where(running > 0, 40.0, 15.0 + 5.0 * (speed - 1.35)) * DEG
     knee_swing = np.where(running > 0, 105.0, col["knee_swing"] + 8.0 * (speed - 1.35)) * DEG
