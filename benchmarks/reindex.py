@@ -102,7 +102,8 @@ def _tree_rss(root: int) -> tuple[int, int]:
 
 
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd``; wall time and peak RSS (process tree sum and largest process)."""
+    """Run ``cmd``; wall time, CPU time and peak RSS (process tree sum and largest process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = {"tree": 0, "single": 0}
@@ -123,9 +124,15 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str,
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"error: {' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    children_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children_max = after.ru_maxrss * 1024
+    # CPU seconds of the build process itself (Ray's raylet and workers are not its children
+    # to wait for, so for Ray this undercounts); a load-independent measure of the work.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 1),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
         "peak_rss_tree_mb": round(peak["tree"] / 2**20),
         "peak_rss_single_mb": round(max(peak["single"], 0) / 2**20),
         "children_maxrss_mb": round(children_max / 2**20),
@@ -229,15 +236,15 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += [
             f"Engines ({n} sequences, `--kind flat`; local fp32 is the baseline):",
             "",
-            "| engine | workers | precision | wall s | embed seq/s | end-to-end seq/s | "
-            "vs local | peak RSS tree MiB | largest process MiB |",
-            "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| engine | workers | precision | wall s | CPU s (driver) | embed seq/s | "
+            "end-to-end seq/s | vs local | peak RSS tree MiB | largest process MiB |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         base = doc["engines"][0]["embed_seq_per_s"] or 1
         for e in doc["engines"]:
             lines.append(
                 f"| {e['engine']} | {e['workers'] or '-'} | {e['precision']} | {e['wall_s']} "
-                f"| {e['embed_seq_per_s']} "
+                f"| {e.get('cpu_s', '-')} | {e['embed_seq_per_s']} "
                 f"| {e['end_to_end_seq_per_s']} | {e['embed_seq_per_s'] / base:.2f}x | "
                 f"{e['peak_rss_tree_mb']} | {e['peak_rss_single_mb']} |"
             )
@@ -248,10 +255,11 @@ def markdown(doc: dict[str, Any]) -> str:
             f"Full reindex ({f['count']} sequences, local engine, {f['precision']}, "
             f"`--kind auto` -> {f['kind']}):",
             "",
-            "| wall s | embed s | embed seq/s | FAISS build s | recall@10 | peak RSS tree MiB "
-            "| target |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-            f"| {f['wall_s']} | {f['embed_s']} | {f['embed_seq_per_s']} | {f['faiss_build_s']} | "
+            "| wall s | CPU s | embed s | embed seq/s | FAISS build s | recall@10 | "
+            "peak RSS tree MiB | target |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            f"| {f['wall_s']} | {f.get('cpu_s', '-')} | {f['embed_s']} | {f['embed_seq_per_s']} | "
+            f"{f['faiss_build_s']} | "
             f"{f['recall_at_10']} | {f['peak_rss_tree_mb']} | <= 300 s: "
             f"{'met' if f['wall_s'] <= 300 else 'missed'}; <= 3072 MiB: "
             f"{'met' if f['peak_rss_tree_mb'] <= 3072 else 'missed'} |",
@@ -292,6 +300,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--precision", default="fp32", help="precision of the full reindex")
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="earlier JSON outputs for parts this run skips")  # fmt: skip
     args = parser.parse_args()
 
     data = ensure_gallery(args.data, args.count, args.seed)
@@ -328,6 +338,12 @@ def main() -> None:
     kinds = [k for k in args.kinds.split(",") if k]
     if kinds:
         doc["kinds"] = bench_kinds(args.index_out, data, kinds, args.checkpoint)
+    for earlier in args.merge:
+        old = json.loads(earlier.read_text())
+        for part in ("engines", "full", "kinds"):
+            if not doc.get(part) and old.get(part):
+                doc[part] = old[part]
+                doc.setdefault("merged_from", {})[part] = str(earlier)
     table = markdown(doc)
     print(json.dumps(doc, indent=2))
     print(table)

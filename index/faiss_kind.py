@@ -1,7 +1,8 @@
 """Which FAISS index to build, building it, and measuring what it costs in recall.
 
 ``auto`` follows autofaiss' reasoning by size and memory: an exact inner-product index
-(``flat``) for small galleries, HNSW for mid-sized ones, inverted lists beyond: ``ivfflat``
+(``flat``) for small galleries, inverted lists beyond (HNSW is opt-in, see
+:func:`choose_kind` for the measurements): ``ivfflat``
 while the raw vectors fit the memory budget, ``ivfsq8`` (one byte per dimension, 4x smaller)
 while those codes fit, ``ivfpq`` (product-quantised, 32x smaller, lossy) beyond. IVF
 coarse quantisers and PQ codebooks are trained on a bounded sample, so training cost does
@@ -26,7 +27,6 @@ faiss: Any = _faiss
 KINDS = ("flat", "hnsw", "ivfflat", "ivfsq8", "ivfpq")
 IVF_KINDS = ("ivfflat", "ivfsq8", "ivfpq")
 FLAT_MAX = 20_000  # exact search stays ~1-2 ms/query up to here
-HNSW_MAX = 100_000  # HNSW builds in well under a minute on 2 cores up to here
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # raw vectors above this are compressed (SQ8, then PQ)
 TRAIN_SAMPLE_PER_LIST = 48  # k-means points per inverted list (faiss warns below 39)
 TRAIN_SAMPLE_MAX = 65_536
@@ -49,11 +49,17 @@ class BuiltIndex:
 
 
 def choose_kind(n: int, dim: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> str:
-    """The index kind ``auto`` picks for ``n`` vectors of ``dim`` floats."""
+    """The index kind ``auto`` picks for ``n`` vectors of ``dim`` floats.
+
+    HNSW is not in the automatic ladder: measured on synthetic galleries (20k and 217k walks,
+    real text queries), IVF-flat reached recall@10 0.96 at nprobe 16 and built in 1 s / 8 s,
+    while HNSW (M=32, efConstruction=40) needed efSearch 256 for 0.954 at 20k, stayed at 0.889
+    with efSearch 512 at 217k and took 97 s to build: a gallery holds many near-identical
+    walks, and the graph search settles on equally close but different neighbours.
+    ``--kind hnsw`` still builds one.
+    """
     if n <= FLAT_MAX:
         return "flat"
-    if n <= HNSW_MAX:
-        return "hnsw"
     if n * dim * 4 <= memory_budget:
         return "ivfflat"
     if n * dim <= memory_budget:

@@ -20,6 +20,10 @@ from gaitsearch.index.embed_job import EmbeddedBatch, problem, stream_records
 from gaitsearch.model.gallery import GalleryReport, SequenceRecord, sequence_path
 
 
+class RayJobError(RuntimeError):
+    """The Ray cluster could not be reached or the embedding job failed on it."""
+
+
 class SequenceEmbedder:
     """Ray actor: one checkpoint load, then ``__call__`` per batch of paths."""
 
@@ -92,7 +96,12 @@ def embed_ray(
     started_here = not ray.is_initialized()
     if started_here:
         if ray_address:
-            ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
+            try:
+                ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise RayJobError(
+                    f"cannot connect to the Ray cluster at {ray_address}: {exc}"
+                ) from exc
         else:
             ray.init(
                 # Every core of this machine; the actors split them (threads = CPUs / actors).
@@ -108,8 +117,13 @@ def embed_ray(
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        pool = workers or max(1, int(ray.available_resources().get("CPU", 1)))
-        threads = max(1, int(ray.available_resources().get("CPU", 1)) // pool)
+        total_cpus = int(ray.cluster_resources().get("CPU", 1))
+        node_cpus = max(
+            [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1]
+        )
+        pool = workers or max(1, total_cpus)
+        # Each actor takes its share of the cores, but never more than one node has.
+        threads = max(1, min(total_cpus // pool, node_cpus))
         blocks = max(pool, -(-len(items) // batch_size))
         ds = ray.data.from_items(items, override_num_blocks=min(blocks, 2000))
         ckpt = str(Path(checkpoint).resolve()) if checkpoint is not None else None
@@ -121,7 +135,7 @@ def embed_ray(
             num_cpus=threads,
             batch_format="numpy",
         )
-        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _batches_or_error(out, ray):
             rows, errors, vectors = batch["row"], batch["error"], batch["vector"]
             keep = []
             for j, err in enumerate(errors):
@@ -141,3 +155,12 @@ def embed_ray(
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _batches_or_error(dataset: Any, ray: Any) -> Iterator[dict[str, Any]]:
+    """The job's result batches; a failure on the cluster becomes one clear RayJobError."""
+    try:
+        yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+    except ray.exceptions.RayError as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), repr(exc))
+        raise RayJobError(f"the Ray embedding job failed: {first}") from exc

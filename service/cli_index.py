@@ -33,6 +33,7 @@ def _index_dir(value: Path | None) -> Path:
 def _known_errors() -> tuple[type[BaseException], ...]:
     from gaitsearch.index.build import IndexBuildError
     from gaitsearch.index.live import IndexLoadError
+    from gaitsearch.index.ray_job import RayJobError
     from gaitsearch.index.versions import IndexLockedError
     from gaitsearch.model.checkpoint import CheckpointError
     from gaitsearch.model.gallery import GalleryError
@@ -42,6 +43,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         IndexBuildError,
         IndexLoadError,
         IndexLockedError,
+        RayJobError,
         CheckpointError,
         GalleryError,
         SkeletonError,

@@ -114,7 +114,7 @@ def test_approximate_kinds_record_measured_recall(gallery, tiny_checkpoint, tmp_
 
 def test_auto_kind_by_size():
     assert choose_kind(2_000, 384) == "flat"
-    assert choose_kind(50_000, 384) == "hnsw"
+    assert choose_kind(20_001, 384) == "ivfflat"
     assert choose_kind(217_000, 384) == "ivfflat"
     assert choose_kind(3_000_000, 384) == "ivfsq8"  # 4.6 GB raw, 1.2 GB as 8-bit codes
     assert choose_kind(10_000_000, 384) == "ivfpq"
