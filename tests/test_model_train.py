@@ -81,7 +81,7 @@ def trained(toy, text_encoder, tmp_path_factory: pytest.TempPathFactory):  # noq
     cfg = TrainConfig(
         data=str(toy[0]), out=str(base / "ckpt"), preset="tiny", epochs=20, batch_size=32,
         lr=3e-3, warmup_steps=10, eval_every=50, val_fraction=0.0, work_dir=str(base / "work"),
-        progress=False, n_frames=24,
+        progress=False, n_frames=24, threads=1,
     )  # fmt: skip
     cache = EmbeddingCache(text_encoder, base / "cache.sqlite")
     summary = train(cfg, text_encoder, cache=cache, log=lambda _: None)
