@@ -338,6 +338,10 @@ def main() -> None:
         f"Index: {info['count']} sequences, {info['kind']} ({index_dir})"
         + (f". {note}" if note else "")
     )
+    print(
+        f"{os.cpu_count()} CPUs; 1-minute load average {doc['loadavg_1min']['start']} at start, "
+        f"{doc['loadavg_1min']['end']} at end (other processes share the machine)"
+    )
     print()
     print(markdown(rows))
     print()
