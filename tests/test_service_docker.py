@@ -79,4 +79,5 @@ def test_compose_has_the_service_a_reindex_job_and_a_reload_sharing_the_volume()
     reload = services["reload"]
     assert reload["depends_on"]["api"]["condition"] == "service_healthy"
     assert "/admin/reload" in " ".join(reload["command"])
+    compile(reload["command"][-1], "reload", "exec")  # the folded YAML is valid Python
     assert "GAITSEARCH_ADMIN_TOKEN" in reload["environment"]
