@@ -95,8 +95,8 @@ def build(
     precision: str = typer.Option(
         "fp32",
         "--precision",
-        help="Encoder arithmetic: fp32 (exact) or bf16 (CPU autocast, ~1.7x faster on "
-        "CPUs with AMX/AVX512-BF16; vectors within cosine 0.9999 of fp32).",
+        help="Encoder arithmetic: fp32 (exact) or bf16 (CPU autocast, faster on CPUs with "
+        "AMX/AVX512-BF16; vectors within cosine 0.999 of fp32).",
     ),
 ) -> None:
     """Embed a gallery into a new index version and publish it (CURRENT)."""
