@@ -133,6 +133,7 @@ def test_eval_cli_prints_the_contract_json(trained, toy, tmp_path, monkeypatch) 
     assert doc["n_queries"] == 4
     assert 0 <= doc["random"]["map"] <= 1 and doc["medr"] >= 1
     assert doc["batches_of_32"]["n_batches"] == 2
+    assert 0 < doc["text_oracle"]["map"] <= 1
     zs = doc["zero_shot"]["per_group"]
     assert set(zs) == {"pace", "carrying"} and 0 <= zs["pace"]["auc"] <= 1
     # every description and query went through the on-disk cache
