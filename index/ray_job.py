@@ -96,6 +96,7 @@ def embed_ray(
     started_here = not ray.is_initialized()
     if started_here:
         if ray_address:
+            _check_reachable(ray_address)
             try:
                 ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -164,3 +165,21 @@ def _batches_or_error(dataset: Any, ray: Any) -> Iterator[dict[str, Any]]:
     except ray.exceptions.RayError as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), repr(exc))
         raise RayJobError(f"the Ray embedding job failed: {first}") from exc
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` nobody listens on (ray.init would retry for minutes)."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    if target == "auto" or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as exc:
+        raise RayJobError(
+            f"cannot connect to the Ray cluster at {address}: {exc} "
+            "(start one with `ray start --head` or pass the head's address)"
+        ) from exc

@@ -31,3 +31,15 @@ def test_ray_engine_matches_local_engine(tiny_checkpoint, tmp_path):
     assert b.get("g00011")["path"] == a.get("g00011")["path"]
     a.close()
     b.close()
+
+
+def test_unreachable_ray_address_fails_fast_and_publishes_nothing(tiny_checkpoint, tmp_path):
+    pytest.importorskip("ray")
+    from gaitsearch.index.ray_job import RayJobError
+
+    gallery = make_gallery(tmp_path / "g", 4)
+    with pytest.raises(RayJobError, match="127.0.0.1:1"):
+        build_index(gallery, tmp_path / "idx", tiny_checkpoint, engine="ray",
+                    ray_address="127.0.0.1:1", progress=False)  # fmt: skip
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+    assert not list((tmp_path / "idx" / "versions").iterdir())
