@@ -108,7 +108,7 @@ def ranking_metrics(
     scores: np.ndarray, relevant: Sequence[Sequence[int]], ks: Sequence[int] = RECALL_KS
 ) -> dict[str, float]:
     """Metrics of rankings by descending ``scores`` ``(Q, N)`` given relevant column sets."""
-    recalls = {k: [] for k in ks}
+    recalls: dict[int, list[float]] = {k: [] for k in ks}
     aps, first_ranks = [], []
     for row, rel in zip(scores, relevant, strict=True):
         rel_idx = np.asarray(sorted(set(rel)), dtype=np.int64)
