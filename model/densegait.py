@@ -259,7 +259,10 @@ def import_joblib(
 
     Loading a joblib file executes code from it: call this only on a path the user named.
     """
-    import joblib
+    try:
+        import joblib
+    except ImportError as exc:  # only in the dev extra of pyproject.toml
+        raise DenseGaitError("reading the paper's joblib file needs: pip install joblib") from exc
 
     path = Path(path)
     if not path.is_file():
