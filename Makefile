@@ -37,7 +37,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy gaitsearch model index service
 
-test: setup browser lint
+test: setup browser lint typecheck
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -55,7 +55,7 @@ PRESETS: dict[str, dict[str, object]] = {
 def preset(name: str, **overrides: object) -> MotionEncoderConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown encoder preset {name!r}; choose from {sorted(PRESETS)}")
-    return MotionEncoderConfig(**{**PRESETS[name], **overrides})
+    return MotionEncoderConfig.model_validate({**PRESETS[name], **overrides})
 
 
 def _sinusoidal(n: int, d: int) -> torch.Tensor:

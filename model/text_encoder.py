@@ -56,7 +56,8 @@ class TextEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from sentence_transformers import SentenceTransformer, models
+        import sentence_transformers.models as models
+        from sentence_transformers import SentenceTransformer
 
         self.name = name_or_path
         location = resolve_text_encoder(name_or_path)
@@ -88,6 +89,8 @@ class TextEncoder:
             if hasattr(self._model, "get_embedding_dimension")
             else self._model.get_sentence_embedding_dimension()
         )
+        if dim is None:
+            raise TextEncoderError(f"text encoder {name_or_path!r} reports no embedding dimension")
         self.dim = int(dim)
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
