@@ -1,5 +1,5 @@
 # gaitsearch: the search API and web page, CPU only.
-# Build: docker build -t gaitsearch .   Run: docker compose up   (see docs/service.md)
+# Build: docker build -t gaitsearch .   Run: docker compose up   (see the README)
 
 # ---- build stage: a virtual environment with CPU torch and the package ----------------------
 FROM python:3.11-slim AS build

@@ -6,7 +6,7 @@ bounce, counter-rotating shoulders, arm swing in anti-phase with the legs, trunk
 head pitch. Cadence and stride length follow from height and speed (stride grows with
 height and with speed^0.6, so cadence rises with speed; see DENSEGAIT.md for the typical
 values). Every attribute value changes parameters through :data:`EFFECTS` and the arm poses
-in :func:`_arm_poses`; docs/synth.md tables them.
+in :func:`_arm_poses`; the README tables them.
 
 Everything is vectorised over a batch of walkers and all their frames at once: parameters
 are ``(B,)`` arrays, trajectories ``(B, T, 18, 3)``.
@@ -161,7 +161,7 @@ EFFECTS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     "view": {"front": {}, "back": {}, "side": {}, "oblique": {}},
 }
 
-# Plain-English effect of each value, for docs/synth.md (kept next to the numbers).
+# Plain-English effect of each value, for the README (kept next to the numbers).
 EFFECT_NOTES: dict[str, dict[str, str]] = {
     "gender": {
         "male": "wider shoulders, narrower hips; taller on average (1.77 m vs 1.63 m)",

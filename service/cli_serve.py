@@ -94,7 +94,7 @@ def serve(
 ) -> None:
     """Serve the search API and web page over an index (uvicorn).
 
-    Settings also come from GAITSEARCH_* environment variables (see docs/service.md);
+    Settings also come from GAITSEARCH_* environment variables (see the README);
     options given here win. POST /admin/reload needs GAITSEARCH_ADMIN_TOKEN.
     """
     settings = _settings(

@@ -1,6 +1,6 @@
 """Service settings, read from the environment (prefix ``GAITSEARCH_``) by pydantic-settings.
 
-Every field is documented in docs/service.md; ``GAITSEARCH_INDEX_DIR=/srv/index`` sets
+Every field is documented in the README; ``GAITSEARCH_INDEX_DIR=/srv/index`` sets
 ``index_dir``, ``GAITSEARCH_ALLOWED_ORIGINS='["https://example.org"]'`` sets the CORS list.
 """
 

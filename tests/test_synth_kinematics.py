@@ -1,4 +1,4 @@
-"""Each attribute changes the 3D motion the way docs/synth.md says (means over many walkers)."""
+"""Each attribute changes the 3D motion the way the README says (means over many walkers)."""
 
 from __future__ import annotations
 

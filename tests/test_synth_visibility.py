@@ -171,7 +171,7 @@ def test_features_do_not_see_attributes_in_shuffled_labels(
     assert s["balanced"] < s["majority_balanced"] + 0.1, s
 
 
-if __name__ == "__main__":  # pragma: no cover - prints the table in docs/synth.md
+if __name__ == "__main__":  # pragma: no cover - prints the table in the README
     import sys
     import tempfile
 
