@@ -9,7 +9,6 @@ or refused with ``strict``.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -22,14 +21,14 @@ import numpy as np
 from gaitsearch.model.gallery import (
     METADATA_FILE,
     SEQUENCES_DIR,
-    GalleryError,
     GalleryReport,
     SequenceRecord,
+    iter_metadata,
     load_sequence,
     sequence_path,
 )
+from gaitsearch.model.gallery import report_problem as problem
 from gaitsearch.model.skeleton import SkeletonError
-from pydantic import ValidationError
 
 # Test hook: seconds to sleep after each embedded batch, so a test can kill a build mid-way.
 DELAY_ENV = "GAITSEARCH_TEST_BATCH_DELAY"
@@ -79,42 +78,14 @@ def count_lines(root: Path) -> int:
     return n + 1
 
 
-def problem(report: GalleryReport, message: str, strict: bool) -> None:
-    if strict:
-        raise GalleryError(message)
-    report.problems.append(message)
-
-
 def stream_records(root: Path, report: GalleryReport, strict: bool) -> Iterator[SequenceRecord]:
     """Valid, unique records of ``metadata.jsonl`` one at a time; after the last one, sequence
     files without a metadata line are reported."""
     root = Path(root)
-    meta = root / METADATA_FILE
-    if not root.is_dir():
-        raise GalleryError(f"{root}: not a directory")
-    if not meta.is_file():
-        raise GalleryError(f"{meta}: missing (a gallery needs {METADATA_FILE})")
     seen: set[str] = set()
-    with meta.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{meta}:{lineno}"
-            try:
-                record = SequenceRecord.model_validate(json.loads(line))
-            except json.JSONDecodeError as exc:
-                problem(report, f"{where}: not valid JSON ({exc.msg})", strict)
-                continue
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                loc = ".".join(str(p) for p in first["loc"]) or "line"
-                problem(report, f"{where}: {loc}: {first['msg']}", strict)
-                continue
-            if record.id in seen:
-                problem(report, f"{where}: duplicate id {record.id!r}", strict)
-                continue
-            seen.add(record.id)
-            yield record
+    for record in iter_metadata(root, report, strict):
+        seen.add(record.id)
+        yield record
     seq_dir = root / SEQUENCES_DIR
     if seq_dir.is_dir():
         with os.scandir(seq_dir) as entries:

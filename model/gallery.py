@@ -78,10 +78,13 @@ def sequence_path(root: Path, seq_id: str) -> Path:
     return Path(root) / SEQUENCES_DIR / f"{seq_id}.npy"
 
 
-def read_metadata(
+def iter_metadata(
     root: Path | str, report: GalleryReport | None = None, strict: bool = False
-) -> list[SequenceRecord]:
-    """Parse ``metadata.jsonl``; bad or duplicate lines are reported (or refused if strict)."""
+) -> Iterator[SequenceRecord]:
+    """Stream the valid, unique records of ``metadata.jsonl``, one line at a time.
+
+    Bad or duplicate lines are reported (or refused if strict).
+    """
     root = Path(root)
     meta_path = root / METADATA_FILE
     if not root.is_dir():
@@ -89,7 +92,6 @@ def read_metadata(
     if not meta_path.is_file():
         raise GalleryError(f"{meta_path}: missing (a gallery needs {METADATA_FILE})")
     report = report if report is not None else GalleryReport()
-    records: list[SequenceRecord] = []
     seen: set[str] = set()
     with meta_path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -99,26 +101,36 @@ def read_metadata(
             try:
                 record = SequenceRecord.model_validate(json.loads(line))
             except json.JSONDecodeError as exc:
-                _problem(report, f"{where}: not valid JSON ({exc.msg})", strict)
+                report_problem(report, f"{where}: not valid JSON ({exc.msg})", strict)
                 continue
             except ValidationError as exc:
                 first = exc.errors()[0]
                 loc = ".".join(str(p) for p in first["loc"]) or "line"
-                _problem(report, f"{where}: {loc}: {first['msg']}", strict)
+                report_problem(report, f"{where}: {loc}: {first['msg']}", strict)
                 continue
             if record.id in seen:
-                _problem(report, f"{where}: duplicate id {record.id!r}", strict)
+                report_problem(report, f"{where}: duplicate id {record.id!r}", strict)
                 continue
             seen.add(record.id)
-            records.append(record)
-    return records
+            yield record
 
 
-def _problem(report: GalleryReport, message: str, strict: bool) -> None:
+def read_metadata(
+    root: Path | str, report: GalleryReport | None = None, strict: bool = False
+) -> list[SequenceRecord]:
+    """Parse ``metadata.jsonl``; bad or duplicate lines are reported (or refused if strict)."""
+    return list(iter_metadata(root, report, strict))
+
+
+def report_problem(report: GalleryReport, message: str, strict: bool) -> None:
+    """Record one problem line, or raise it as a :class:`GalleryError` when strict.
+
+    Callers print ``report.problems`` themselves; the log gets it at debug level only.
+    """
     if strict:
         raise GalleryError(message)
     report.problems.append(message)
-    log.warning(message)
+    log.debug(message)
 
 
 def load_sequence(path: Path | str) -> np.ndarray:
@@ -147,7 +159,7 @@ def scan_gallery(
         if record.id in on_disk:
             kept.append(record)
         else:
-            _problem(
+            report_problem(
                 report,
                 f"{sequence_path(root, record.id)}: metadata line for "
                 f"{record.id!r} but no sequence file",
@@ -155,7 +167,7 @@ def scan_gallery(
             )
     known = {r.id for r in records}
     for stem in sorted(on_disk - known):
-        _problem(
+        report_problem(
             report,
             f"{sequence_path(root, stem)}: sequence file with no metadata line (unknown id)",
             strict,
@@ -181,7 +193,7 @@ def iter_gallery(
         try:
             arr = load_sequence(sequence_path(root, record.id))
         except SkeletonError as exc:
-            _problem(report, str(exc), strict)
+            report_problem(report, str(exc), strict)
             continue
         report.ok += 1
         yield record, arr
