@@ -63,7 +63,9 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             ..., "--out", help="Checkpoint directory to write (the best model is kept there)."
         ),
-        preset: str = typer.Option("small", help="Motion encoder preset: small, tiny, paper."),
+        preset: str = typer.Option(
+            "small", help="Motion encoder preset: mini (shipped checkpoint), small, tiny, paper."
+        ),
         loss: str = typer.Option("infonce", help="infonce, triplet (the paper's) or mse."),
         epochs: float | None = typer.Option(None, help="Passes over the training set."),
         minutes: float | None = typer.Option(
