@@ -57,10 +57,9 @@ def text_encoder():
     return load_text_encoder()
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, text_encoder) -> Path:
-    """A randomly initialised tiny encoder saved as a real checkpoint for the default
-    text encoder (fast; for plumbing tests, not quality)."""
+def save_tiny_checkpoint(path: Path, text_encoder, seed: int = 0) -> Path:
+    """A randomly initialised tiny encoder saved as a real checkpoint for ``text_encoder``
+    (fast; for plumbing tests, not quality). Different seeds give different fingerprints."""
     import torch
     from gaitsearch.model.checkpoint import (
         CheckpointConfig,
@@ -69,11 +68,27 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, text_encoder) -> P
     )
     from gaitsearch.model.motion_encoder import MotionEncoder, preset
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     encoder = MotionEncoder(preset("tiny", out_dim=text_encoder.dim))
     config = CheckpointConfig(
         encoder=encoder.config,
         text_encoder=TextEncoderInfo(**text_encoder.describe()),
         training={"note": "random init, test fixture"},
     )
-    return save_checkpoint(encoder, config, tmp_path_factory.mktemp("ckpt") / "tiny")
+    return save_checkpoint(encoder, config, path)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_checkpoint(text_encoder):
+    """``make_tiny_checkpoint(path, seed)``: another tiny checkpoint (e.g. 'checkpoint B')."""
+
+    def make(path: Path, seed: int = 1) -> Path:
+        return save_tiny_checkpoint(path, text_encoder, seed)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, text_encoder) -> Path:
+    """The shared tiny checkpoint (seed 0) for the default text encoder."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", text_encoder, 0)

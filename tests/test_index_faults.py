@@ -131,23 +131,11 @@ def test_build_whose_files_fail_verification_is_not_published(
 
 
 def test_index_from_checkpoint_a_refused_for_checkpoint_b(
-    gallery, tiny_checkpoint, text_encoder, tmp_path
+    gallery, tiny_checkpoint, make_tiny_checkpoint, text_encoder, tmp_path
 ):
-    import torch
-    from gaitsearch.model.checkpoint import (
-        CheckpointConfig,
-        TextEncoderInfo,
-        load_checkpoint,
-        save_checkpoint,
-    )
-    from gaitsearch.model.motion_encoder import MotionEncoder, preset
+    from gaitsearch.model.checkpoint import load_checkpoint
 
-    torch.manual_seed(1)
-    encoder = MotionEncoder(preset("tiny", out_dim=text_encoder.dim))
-    config = CheckpointConfig(
-        encoder=encoder.config, text_encoder=TextEncoderInfo(**text_encoder.describe())
-    )
-    ckpt_b = save_checkpoint(encoder, config, tmp_path / "ckpt_b")
+    ckpt_b = make_tiny_checkpoint(tmp_path / "ckpt_b")
     a, b = load_checkpoint(tiny_checkpoint), load_checkpoint(ckpt_b)
     assert a.fingerprint != b.fingerprint
 

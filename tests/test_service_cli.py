@@ -66,18 +66,9 @@ def test_serve_preloads_the_checkpoint_its_text_encoder_and_the_index(service_in
 def test_serve_refuses_an_index_built_with_another_checkpoint(
     service_index,  # noqa: F811
     tmp_path,
-    text_encoder,
+    make_tiny_checkpoint,
 ):
-    import torch
-    from gaitsearch.model.checkpoint import CheckpointConfig, TextEncoderInfo, save_checkpoint
-    from gaitsearch.model.motion_encoder import MotionEncoder, preset
-
-    torch.manual_seed(1)
-    encoder = MotionEncoder(preset("tiny", out_dim=text_encoder.dim))
-    config = CheckpointConfig(
-        encoder=encoder.config, text_encoder=TextEncoderInfo(**text_encoder.describe())
-    )
-    other = save_checkpoint(encoder, config, tmp_path / "other")
+    other = make_tiny_checkpoint(tmp_path / "other")
     args = ["serve", "--index-dir", str(service_index.index_dir), "--checkpoint", str(other)]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "checkpoint" in result.output
