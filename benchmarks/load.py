@@ -86,9 +86,12 @@ def query_stream(seed: int) -> tuple[list[str], itertools.count, list[str]]:
 
 
 class Workload:
-    def __init__(self, kind: str, seed: int) -> None:
+    """Requests of one measured point. ``stream`` is shared by every point against the same
+    server, so a "never-seen" query really was never sent to that server before."""
+
+    def __init__(self, kind: str, seed: int, stream: tuple) -> None:
         self.kind = kind
-        self.popular, self._next, self._unique = query_stream(seed)
+        self.popular, self._next, self._unique = stream
         self.rng = random.Random(seed + 1)
 
     def next(self) -> str:
@@ -300,10 +303,11 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for name in args.configs.split(","):
         proc, url = start_server(index_dir, checkpoint, CONFIGS[name], free_port())
+        stream = query_stream(seed=0)  # one per server: never-seen queries are never reused
         try:
             for kind in args.workloads.split(","):
                 for level in levels:
-                    workload = Workload(kind, seed=level)
+                    workload = Workload(kind, seed=level, stream=stream)
                     if kind == "mixed":  # steady state: popular queries were asked before
                         asyncio.run(_warm(url, workload.popular))
                     else:
