@@ -161,7 +161,10 @@ function figure(canvas, seq) {
 
 function draw(anim, now) {
   const { canvas, frames } = anim;
-  const index = Math.floor(((now - anim.start) / 1000) * anim.fps) % frames.length;
+  // rAF's timestamp is the frame's start and may precede anim.start on a busy page: clamp,
+  // or a negative index would throw and stop every animation.
+  const elapsed = Math.max(0, now - anim.start);
+  const index = Math.floor((elapsed / 1000) * anim.fps) % frames.length;
   if (index === anim.frame) return;
   anim.frame = index;
   canvas.dataset.frame = String(index);
@@ -193,8 +196,10 @@ function draw(anim, now) {
 }
 
 function tick(now) {
-  for (const anim of animations) draw(anim, now);
-  requestAnimationFrame(tick);
+  requestAnimationFrame(tick);  // first, so one bad figure cannot stop the loop
+  for (const anim of animations) {
+    try { draw(anim, now); } catch (err) { console.warn("cannot draw a figure", err); }
+  }
 }
 requestAnimationFrame(tick);
 
