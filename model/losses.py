@@ -4,7 +4,9 @@ Three named losses (``LOSSES``):
 
 - ``infonce``: symmetric InfoNCE over the batch with a learnable temperature. In-batch pairs
   that are not really negatives — equal attribute sets, or near-duplicate descriptions by
-  text-embedding cosine — are masked out of the denominators (TMR-style filtering).
+  text-embedding cosine — are masked out of the denominators (TMR-style filtering). With
+  attribute-tagged captions (:mod:`captions`) every sequence a caption applies to is a
+  positive instead (multi-positive, SupCon-style).
 - ``triplet``: the paper's loss — margin 10 on unnormalised L2 distances between the motion
   embedding and text embeddings; the negative is a caption of a different attribute set.
 - ``mse``: mean squared error to the description embedding (the paper's action-recognition
@@ -60,16 +62,38 @@ class InfoNCELoss(nn.Module):
         return float(1.0 / self.logit_scale.detach().exp().clamp(max=self.max_scale))
 
     def forward(
-        self, motion: torch.Tensor, text: torch.Tensor, keys: Sequence[str] | None = None
+        self,
+        motion: torch.Tensor,
+        text: torch.Tensor,
+        keys: Sequence[str] | None = None,
+        positives: torch.Tensor | None = None,
     ) -> torch.Tensor:
         m = F.normalize(motion, dim=-1)
         t = F.normalize(text, dim=-1)
         scale = self.logit_scale.exp().clamp(max=self.max_scale)
         logits = scale * (m @ t.T)
+        if positives is not None:
+            return multi_positive_nce(logits, positives)
         masked = false_negative_mask(keys, t, self.threshold)
         logits = logits.masked_fill(masked, float("-inf"))
         target = torch.arange(len(m), device=m.device)
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where row i (motion) and column j (caption) may have many positives.
+
+    ``positives[i, j]`` is True when caption j applies to sequence i (the diagonal always
+    does). Each row's loss is the mean negative log-softmax over its positives (SupCon);
+    likewise for each column over the captions' softmax.
+    """
+    pos = positives.to(logits.dtype)
+
+    def one_side(lg: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        logp = lg.log_softmax(dim=1)
+        return (-(logp * p).sum(1) / p.sum(1).clamp(min=1.0)).mean()
+
+    return 0.5 * (one_side(logits, pos) + one_side(logits.T, pos.T))
 
 
 class TripletLoss(nn.Module):
@@ -113,6 +137,42 @@ class MSELoss(nn.Module):
         self, motion: torch.Tensor, text: torch.Tensor, keys: Sequence[str] | None = None
     ) -> torch.Tensor:
         return F.mse_loss(motion, text)
+
+
+def attribute_ce(logits: Sequence[torch.Tensor], codes: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over attribute groups; ``codes`` ``(B, G)`` value indices, -1 where
+    the value is unknown (ignored; a group nobody in the batch knows is skipped)."""
+    losses = []
+    for g, lg in enumerate(logits):
+        target = codes[:, g].long()
+        if bool((target >= 0).any()):
+            losses.append(F.cross_entropy(lg, target, ignore_index=-1))
+    return torch.stack(losses).mean() if losses else logits[0].sum() * 0.0
+
+
+def one_hot_attributes(codes: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """``(B, sum(sizes))``: known values one-hot, unknown groups uniform."""
+    parts = []
+    for g, n in enumerate(sizes):
+        c = codes[:, g].long()
+        part = F.one_hot(c.clamp(min=0), n).float()
+        part[c < 0] = 1.0 / n
+        parts.append(part)
+    return torch.cat(parts, dim=-1)
+
+
+class AttributeHeads(nn.Module):
+    """Training-only auxiliary classifiers for the projection head: one softmax per attribute
+    group over pooled features, not saved in the checkpoint. (The attribute bottleneck head
+    of :mod:`motion_encoder` has its own, kept ones.)"""
+
+    def __init__(self, d_model: int, groups: Sequence[int]) -> None:
+        super().__init__()
+        self.sizes = list(groups)
+        self.linear = nn.Linear(d_model, sum(self.sizes))
+
+    def forward(self, features: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        return attribute_ce(self.linear(features).split(self.sizes, dim=-1), codes)
 
 
 def make_loss(name: str, **options: float) -> nn.Module:

@@ -24,6 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from gaitsearch.model.attributes import ATTRIBUTES
+from gaitsearch.model.captions import (
+    GROUPS,
+    CaptionTable,
+    applies_mask,
+    build_captions,
+    encode_attributes,
+)
 from gaitsearch.model.checkpoint import (
     CheckpointConfig,
     GaitModel,
@@ -39,7 +47,13 @@ from gaitsearch.model.evaluate import (
     retrieval,
 )
 from gaitsearch.model.gallery import GalleryError, SequenceRecord, iter_gallery, scan_gallery
-from gaitsearch.model.losses import LOSSES, make_loss
+from gaitsearch.model.losses import (
+    LOSSES,
+    AttributeHeads,
+    attribute_ce,
+    make_loss,
+    one_hot_attributes,
+)
 from gaitsearch.model.motion_encoder import MotionEncoder, preset
 from gaitsearch.model.preprocess import PreprocessConfig, prepare_batch
 from pydantic import BaseModel, Field
@@ -69,6 +83,10 @@ class TrainConfig(BaseModel):
     fn_threshold: float = Field(default=0.95, gt=0, le=1)
     margin: float = 10.0
     descriptions_per_step: int = Field(default=1, ge=1)
+    captions: str = Field(default="attributes", pattern="^(attributes|descriptions)$")
+    captions_per_sequence: int = Field(default=8, ge=1)
+    head: str = Field(default="attributes", pattern="^(attributes|projection)$")
+    attribute_weight: float = Field(default=1.0, ge=0)
     n_frames: int = 32
     target_fps: float = 12.5
     centre: str = "pelvis"
@@ -209,6 +227,53 @@ def _holdout_metrics(model: GaitModel, val: TrainingSet, seed: int) -> dict[str,
     return retrieval(gallery, np.stack(qvecs), queries, seed=seed)
 
 
+@dataclass
+class CaptionTargets:
+    """Attribute-tagged captions of a training set and their embeddings."""
+
+    table: CaptionTable
+    vectors: np.ndarray
+
+    def sample(
+        self, data: TrainingSet, batch: np.ndarray, rng: np.random.Generator, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One caption per sequence (its description where it has no tagged caption) and the
+        ``(B, B)`` positives mask: ``[i, j]`` when caption j applies to sequence i."""
+        fallback = _text_targets(data, batch, k, rng)
+        out = fallback.copy()
+        codes = np.full((len(batch), self.table.codes.shape[1]), -2, dtype=np.int8)
+        for row, i in enumerate(batch):
+            mine = self.table.of_sequence[i]
+            if len(mine):
+                pick = int(rng.choice(mine))
+                out[row] = self.vectors[pick]
+                codes[row] = self.table.codes[pick]
+        positives = applies_mask(codes, self.table.sequence_codes[batch]).T
+        untagged = codes[:, 0] == -2
+        positives[:, untagged] = False
+        positives[np.arange(len(batch)), np.arange(len(batch))] = True
+        return out, positives
+
+
+def caption_targets(
+    data: TrainingSet,
+    cache: EmbeddingCache,
+    per_sequence: int,
+    seed: int,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> CaptionTargets | None:
+    """Tagged captions for every sequence with attributes (None when no sequence has any)."""
+    table = build_captions([r.attributes for r in data.records], per_sequence, seed)
+    if not table.texts:
+        return None
+    vectors = cache.encode(
+        table.texts,
+        on_progress=(lambda d, n: on_progress("embedding captions", d, n)) if on_progress else None,
+    )
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-8)
+    return CaptionTargets(table, vectors.astype(np.float32))
+
+
 def train(
     cfg: TrainConfig,
     text_encoder: Any,
@@ -240,16 +305,44 @@ def train(
         f"descriptions; validation: {cfg.val_data or f'{len(holdout or [])} held out'}"
     )
 
+    captions = None
+    if cfg.captions == "attributes" and cfg.loss == "infonce":
+        captions = caption_targets(
+            train_set, cache, cfg.captions_per_sequence, cfg.seed, progress.note
+        )
+        if captions is not None:
+            log(
+                f"{len(captions.table.texts)} attribute-tagged captions "
+                f"({cfg.captions_per_sequence} per sequence); multi-positive InfoNCE"
+            )
     pre = _preprocess_config(cfg)
-    enc_cfg = preset(cfg.preset, out_dim=text_encoder.dim, max_frames=max(128, cfg.n_frames))
+    codes = np.stack([encode_attributes(r.attributes) for r in train_set.records])
+    has_attributes = bool((codes >= 0).any())
+    vocabulary = None
+    if cfg.head == "attributes" and has_attributes:
+        vocabulary = {g: list(ATTRIBUTES[g]) for g in GROUPS}
+        log(f"attribute bottleneck head over {len(vocabulary)} groups")
+    enc_cfg = preset(
+        cfg.preset,
+        out_dim=text_encoder.dim,
+        max_frames=max(128, cfg.n_frames),
+        attribute_vocabulary=vocabulary,
+    )
     encoder = MotionEncoder(enc_cfg).to(device)
+    sizes = encoder.attribute_sizes
     loss_opts: dict[str, float] = {}
     if cfg.loss == "infonce":
         loss_opts = {"temperature": cfg.temperature, "threshold": cfg.fn_threshold}
     elif cfg.loss == "triplet":
         loss_opts = {"margin": cfg.margin}
     loss_fn = make_loss(cfg.loss, **loss_opts).to(device)
-    params = list(encoder.parameters()) + list(loss_fn.parameters())
+    heads = None
+    if not sizes and cfg.attribute_weight > 0 and has_attributes:
+        heads = AttributeHeads(enc_cfg.d_model, [len(ATTRIBUTES[g]) for g in GROUPS]).to(device)
+        log(f"auxiliary attribute heads (weight {cfg.attribute_weight})")
+    # Everything trained besides the encoder (saved in the resumable state, not the checkpoint).
+    objective = torch.nn.ModuleDict({"loss": loss_fn, **({"heads": heads} if heads else {})})
+    params = list(encoder.parameters()) + list(objective.parameters())
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -266,7 +359,7 @@ def train(
     step, elapsed_before, best = 0, 0.0, -1.0
     history: list[dict[str, Any]] = []
     if cfg.resume:
-        step, elapsed_before, best, history = _load_state(work, encoder, loss_fn, optimizer)
+        step, elapsed_before, best, history = _load_state(work, encoder, objective, optimizer)
         log(f"resumed from {work} at step {step} ({elapsed_before:.0f} s trained, best {best:.4f})")
         rng = np.random.default_rng([cfg.seed, step])
 
@@ -334,13 +427,38 @@ def train(
             flip_p=cfg.flip_p,
             dropout_p=cfg.dropout_p,
         )
-        text = torch.from_numpy(_text_targets(train_set, batch, cfg.descriptions_per_step, rng))
-        text = text.to(device)
+        positives = None
+        if captions is not None:
+            targets, pos = captions.sample(train_set, batch, rng, cfg.descriptions_per_step)
+            positives = torch.from_numpy(pos).to(device)
+        else:
+            targets = _text_targets(train_set, batch, cfg.descriptions_per_step, rng)
+        text = torch.from_numpy(targets).to(device)
         keys = [train_set.keys[i] for i in batch]
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(done, step, cfg.warmup_steps)
-        motion = encoder(torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device))
-        loss = loss_fn(motion, text, keys)
+        xt, mt = torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device)
+        features = encoder.features(xt, mt)
+        motion = encoder.embed_features(features)
+        loss = (
+            loss_fn(motion, text, keys, positives)
+            if positives is not None
+            else loss_fn(motion, text, keys)
+        )
+        batch_codes = torch.from_numpy(codes[batch]).to(device)
+        if heads is not None:
+            loss = loss + cfg.attribute_weight * heads(features, batch_codes)
+        if sizes:
+            loss = loss + cfg.attribute_weight * attribute_ce(
+                encoder.group_logits(features), batch_codes
+            )
+            # The probability -> text map also learns from the true attribute sets.
+            clean = encoder.attribute_map(one_hot_attributes(batch_codes, sizes))
+            loss = loss + (
+                loss_fn(clean, text, keys, positives)
+                if positives is not None
+                else loss_fn(clean, text, keys)
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -360,14 +478,14 @@ def train(
             best = _keep_best(
                 last_metrics, best, encoder, checkpoint_config, out, history, step, loss_ema, log
             )
-            _save_state(work, encoder, loss_fn, optimizer, step,
+            _save_state(work, encoder, objective, optimizer, step,
                         elapsed_before + time.monotonic() - started, best, history)  # fmt: skip
     progress.stop()
     last_metrics = validate()
     best = _keep_best(last_metrics, best, encoder, checkpoint_config, out, history, step,
                       loss_ema, log)  # fmt: skip
     total_elapsed = elapsed_before + time.monotonic() - started
-    _save_state(work, encoder, loss_fn, optimizer, step, total_elapsed, best, history)
+    _save_state(work, encoder, objective, optimizer, step, total_elapsed, best, history)
     return {
         "steps": step,
         "sequences_seen": seen,

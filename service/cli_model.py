@@ -81,6 +81,24 @@ def register(app: typer.Typer) -> None:
         descriptions_per_step: int = typer.Option(
             1, help="Descriptions sampled per sequence each step; their mean is the target."
         ),
+        captions: str = typer.Option(
+            "attributes",
+            help="attributes: query-like captions tagged with the attributes they name, every "
+            "walker a caption fits is a positive (multi-positive InfoNCE); descriptions: each "
+            "sequence's own descriptions, one positive (the paper's setting).",
+        ),
+        captions_per_sequence: int = typer.Option(
+            8, help="Attribute-tagged captions generated (and embedded once) per sequence."
+        ),
+        head: str = typer.Option(
+            "attributes",
+            help="attributes: the attribute bottleneck (per-group softmax, then a map into the "
+            "text space; needs attributes in the gallery); projection: an MLP straight into "
+            "the text space (the paper's).",
+        ),
+        attribute_weight: float = typer.Option(
+            1.0, help="Weight of the per-group attribute cross-entropy (0: off)."
+        ),
         n_frames: int = typer.Option(32, help="Frames per training window."),
         target_fps: float = typer.Option(12.5, help="Frame rate windows are resampled to."),
         centre: str = typer.Option("pelvis", help="pelvis, or first_joint (the paper)."),
@@ -115,7 +133,9 @@ def register(app: typer.Typer) -> None:
                 data=str(data), out=str(out), preset=preset, loss=loss, epochs=epochs,
                 minutes=minutes, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                 warmup_steps=warmup_steps, seed=seed, device=device, threads=threads,
-                descriptions_per_step=descriptions_per_step, n_frames=n_frames,
+                descriptions_per_step=descriptions_per_step, captions=captions,
+                captions_per_sequence=captions_per_sequence, head=head,
+                attribute_weight=attribute_weight, n_frames=n_frames,
                 target_fps=target_fps, centre=centre,
                 scale_normalise=scale_normalise, val_data=str(val_data) if val_data else None,
                 eval_every=eval_every, work_dir=str(work_dir) if work_dir else None,

@@ -49,9 +49,10 @@ class Settings(BaseSettings):
     result_cache_size: int = Field(default=1024, ge=0)
     micro_batching: bool = True
     max_micro_batch: int = Field(default=64, ge=1, le=1024)
-    encoder_backend: Literal["torch", "onnx"] = Field(
+    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="onnx",
-        description="onnx: ONNX Runtime export of the text encoder (checked against torch).",
+        description="onnx: ONNX Runtime export of the text encoder, fused (checked against "
+        "torch); onnx-int8: the same with int8 weights; torch: sentence-transformers.",
     )
     encoder_threads: int = Field(
         default=0, ge=0, le=64, description="ONNX Runtime threads per call; 0 = one per core."

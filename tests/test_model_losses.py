@@ -6,11 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gaitsearch.model.losses import (
+    AttributeHeads,
     InfoNCELoss,
     MSELoss,
     TripletLoss,
     false_negative_mask,
     make_loss,
+    multi_positive_nce,
 )
 
 
@@ -73,3 +75,31 @@ def test_mse_and_factory() -> None:
     assert isinstance(make_loss("triplet", margin=2.0), TripletLoss)
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("hinge")
+
+
+def test_multi_positive_nce_rewards_every_walker_a_caption_fits() -> None:
+    # Caption 0 ("a woman") fits walkers 0 and 1; caption 1 only walker 1; caption 2 walker 2.
+    positives = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    text = _unit([1, 0, 0], [0, 1, 0], [0, 0, 1])
+    apart = _unit([1, 0, 0], [0, 1, 0], [0, 0, 1])
+    # Walker 1 next to caption 0 as well as its own caption: better, not punished.
+    shared = _unit([1, 0, 0], [0.7, 0.7, 0], [0, 0, 1])
+    loss = InfoNCELoss(temperature=0.1)
+    assert loss(shared, text, positives=positives) < loss(apart, text, positives=positives)
+    # The identity mask is plain symmetric InfoNCE.
+    eye = torch.eye(3, dtype=torch.bool)
+    logits = torch.randn(3, 3)
+    target = torch.arange(3)
+    plain = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    assert multi_positive_nce(logits, eye).item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_attribute_heads_skip_unknown_values() -> None:
+    heads = AttributeHeads(4, [2, 3])
+    feats = torch.randn(5, 4, requires_grad=True)
+    codes = torch.tensor([[0, -1], [1, 2], [-1, -1], [0, 0], [1, 1]])
+    out = heads(feats, codes)
+    out.backward()
+    assert out.item() > 0 and feats.grad is not None
+    none_known = heads(feats, torch.full((5, 2), -1))
+    assert none_known.item() == 0.0

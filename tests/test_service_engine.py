@@ -104,13 +104,36 @@ def test_an_encoder_failure_reaches_every_waiting_request_and_the_next_call_work
     engine.close()
 
 
-def test_onnx_query_encoder_matches_the_torch_text_encoder(text_encoder):
+def test_onnx_query_encoder_matches_the_torch_text_encoder(text_encoder, tmp_path):
+    import onnx
     from gaitsearch.service.query_encoder import OnnxQueryEncoder
 
-    lean = OnnxQueryEncoder(text_encoder)
+    lean = OnnxQueryEncoder(text_encoder, cache_dir=tmp_path)
+    # The fused graph really is fused (one Attention kernel per transformer layer).
+    ops = [n.op_type for n in onnx.load(str(lean.path)).graph.node]
+    assert lean.path.name.endswith("-fused.onnx")
+    assert ops.count("Attention") == text_encoder._model[0].auto_model.config.num_hidden_layers
     texts = ["woman in heels walking briskly", "a tired old man with a cane", "x" * 600]
     cos = (lean.encode(texts) * text_encoder.encode(texts)).sum(1)
     assert cos.min() > 0.999
+
+
+def test_int8_query_encoder_stays_close_and_falls_back_when_it_does_not(
+    text_encoder, tmp_path, monkeypatch
+):
+    import onnx
+    from gaitsearch.service import query_encoder as qe
+
+    enc = qe.build_query_encoder(text_encoder, "onnx-int8", tmp_path)
+    assert enc.backend == "onnx-int8"
+    ops = {n.op_type for n in onnx.load(str(enc.path)).graph.node}
+    assert {"QAttention", "DynamicQuantizeMatMul"} & ops or "MatMulInteger" in ops
+    texts = ["a child with a backpack running", "elderly woman walking slowly, from behind"]
+    cos = (enc.encode(texts) * text_encoder.encode(texts)).sum(1)
+    assert cos.min() > qe.MIN_COSINE_INT8
+    # An int8 graph that disagrees too much is refused: the service steps back to fp32 ONNX.
+    monkeypatch.setattr(qe, "MIN_COSINE_INT8", 1.01)
+    assert qe.build_query_encoder(text_encoder, "onnx-int8", tmp_path).backend == "onnx"
 
 
 # --- reload holder --------------------------------------------------------------------------

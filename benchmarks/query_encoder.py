@@ -1,0 +1,143 @@
+"""Query encoder paths compared: speed, agreement with the reference, and retrieval kept.
+
+For every backend the service can use (``torch`` = sentence-transformers, the reference;
+``onnx-unfused`` = the plain ONNX export; ``onnx`` = the export with ONNX Runtime's
+transformer fusions, the default; ``onnx-int8`` = fused with int8 weights), in one run:
+
+- queries/s at batch 1, 8 and 32 (best of 3 interleaved repeats, same threads for all),
+- cosine to the torch embedding (worst and mean over the queries),
+- top-10 overlap with the torch path's results on a real FAISS index (the fraction of the
+  reference top-10 that the backend also returns: recall@10 against the reference).
+
+Queries are the load benchmark's never-seen stream. Prints JSON and a markdown table.
+
+    python benchmarks/query_encoder.py --index-dir /work/bench/idx217k_mini
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from load import ensure_index, query_stream  # noqa: E402
+
+
+def build_encoders(text_encoder, cache_dir: Path, threads: int) -> dict:
+    from gaitsearch.service import query_encoder as qe
+
+    encoders = {"torch": qe.TorchQueryEncoder(text_encoder)}
+    unfused = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads)
+    # The same session options over the graph before fusion.
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    plain = unfused.path.with_name(unfused.path.name.replace("-fused", ""))
+    unfused.session = ort.InferenceSession(str(plain), options, providers=["CPUExecutionProvider"])
+    encoders["onnx-unfused"] = unfused
+    encoders["onnx"] = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads)
+    encoders["onnx-int8"] = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads, "int8")
+    return encoders
+
+
+def throughput(encoders: dict, texts: list[str], batch: int, total: int) -> dict[str, float]:
+    best = {name: 0.0 for name in encoders}
+    for _ in range(3):
+        for name, enc in encoders.items():
+            start = time.perf_counter()
+            for i in range(0, total, batch):
+                enc.encode(texts[i : i + batch])
+            best[name] = max(best[name], total / (time.perf_counter() - start))
+    return {k: round(v, 1) for k, v in best.items()}
+
+
+def overlap_at_10(index, ref: np.ndarray, got: np.ndarray) -> float:
+    want = index.search(ref, 10)
+    have = index.search(got, 10)
+    shares = [
+        len({h.id for h in a} & {h.id for h in b}) / max(len(a), 1)
+        for a, b in zip(want, have, strict=True)
+    ]
+    return float(np.mean(shares))
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| backend | q/s b=1 | q/s b=8 | q/s b=32 | worst cos | mean cos | top-10 overlap |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['qps_b1']} | {r['qps_b8']} | {r['qps_b32']} "
+            f"| {r['worst_cosine']:.4f} | {r['mean_cosine']:.5f} | {r['top10_overlap']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--index-dir", type=Path, default=Path("/work/bench/idx217k_mini"))
+    ap.add_argument("--fallback-count", type=int, default=2000)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = cores)")
+    ap.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
+    args = ap.parse_args()
+
+    from gaitsearch.index.live import load_index
+    from gaitsearch.model.text_encoder import load_text_encoder
+
+    work = Path(tempfile.mkdtemp(prefix="gaitsearch-qe-"))
+    index_dir, note = ensure_index(args.index_dir, work, args.fallback_count, None)
+    index = load_index(index_dir)
+    text_encoder = load_text_encoder()
+    encoders = build_encoders(text_encoder, work / "onnx", args.threads)
+    _, _, unique = query_stream(11)
+    texts = unique[: args.queries]
+
+    ref = encoders["torch"].encode(texts)
+    rows = []
+    speed = {b: throughput(encoders, texts, b, 96 if b == 1 else 512) for b in (1, 8, 32)}
+    for name, enc in encoders.items():
+        got = np.concatenate([enc.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+        cos = (ref * got).sum(1)
+        rows.append(
+            {
+                "backend": name,
+                "qps_b1": speed[1][name],
+                "qps_b8": speed[8][name],
+                "qps_b32": speed[32][name],
+                "worst_cosine": float(cos.min()),
+                "mean_cosine": float(cos.mean()),
+                "top10_overlap": overlap_at_10(index, ref, got),
+            }
+        )
+    result = {
+        "index": {"dir": str(index_dir), "count": index.count, "kind": index.kind},
+        "note": note,
+        "cpus": os.cpu_count(),
+        "queries": len(texts),
+        "rows": rows,
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    print()
+    print(markdown(rows))
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
