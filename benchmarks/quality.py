@@ -180,7 +180,7 @@ def main() -> None:
         "--data-dir", type=Path, default=Path("/tmp/gaitsearch-quality"),
         help="where the generated galleries are kept (reused when present)",
     )  # fmt: skip
-    parser.add_argument("--recipes", default="ours,paper,paper-loss-small")
+    parser.add_argument("--recipes", default="ours,ours-v1,paper,paper-loss-small")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")

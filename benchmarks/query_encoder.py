@@ -1,8 +1,10 @@
 """Query encoder paths compared: speed, agreement with the reference, and retrieval kept.
 
 For every backend the service can use (``torch`` = sentence-transformers, the reference;
-``onnx-unfused`` = the plain ONNX export; ``onnx`` = the export with ONNX Runtime's
-transformer fusions, the default; ``onnx-int8`` = fused with int8 weights), in one run:
+``onnx`` = the ONNX export under ONNX Runtime; ``onnx-fused`` = that graph after ONNX
+Runtime's transformer fusions (measured only); ``onnx-int8`` = fused with int8 weights;
+``torch-bf16`` = torch with bfloat16 linear layers; ``auto`` = what the service picks on CPUs
+with native bfloat16: ONNX below 4 queries per call, bf16 from 4), in one run:
 
 - queries/s at batch 1, 8 and 32 (best of 3 interleaved repeats, same threads for all),
 - cosine to the torch embedding (worst and mean over the queries),
@@ -34,22 +36,26 @@ from load import ensure_index, query_stream  # noqa: E402
 
 
 def build_encoders(text_encoder, cache_dir: Path, threads: int) -> dict:
+    import onnxruntime as ort
     from gaitsearch.service import query_encoder as qe
 
     encoders = {"torch": qe.TorchQueryEncoder(text_encoder)}
-    unfused = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads)
-    # The same session options over the graph before fusion.
-    import onnxruntime as ort
-
+    encoders["onnx"] = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads)
+    # The fp32 graph after ONNX Runtime's transformer fusions (measured, not used: no faster).
+    fused = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    plain = unfused.path.with_name(unfused.path.name.replace("-fused", ""))
-    unfused.session = ort.InferenceSession(str(plain), options, providers=["CPUExecutionProvider"])
-    encoders["onnx-unfused"] = unfused
-    encoders["onnx"] = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads)
+    fused_path = qe._fuse(fused.path, text_encoder._model[0].auto_model.config)
+    providers = ["CPUExecutionProvider"]
+    fused.session = ort.InferenceSession(str(fused_path), options, providers=providers)
+    encoders["onnx-fused"] = fused
     encoders["onnx-int8"] = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads, "int8")
+    if qe.native_bf16():
+        bf16 = qe.TorchBf16QueryEncoder(text_encoder)
+        encoders["torch-bf16"] = bf16
+        encoders["auto"] = qe.HybridQueryEncoder(encoders["onnx"], bf16)
     return encoders
 
 
@@ -92,13 +98,19 @@ def main() -> None:
     ap.add_argument("--index-dir", type=Path, default=Path("/work/bench/idx217k_mini"))
     ap.add_argument("--fallback-count", type=int, default=2000)
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = cores)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="threads for every backend (0 = one per core)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
     args = ap.parse_args()
 
     from gaitsearch.index.live import load_index
     from gaitsearch.model.text_encoder import load_text_encoder
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="gaitsearch-qe-"))
     index_dir, note = ensure_index(args.index_dir, work, args.fallback_count, None)
     index = load_index(index_dir)

@@ -49,13 +49,18 @@ class Settings(BaseSettings):
     result_cache_size: int = Field(default=1024, ge=0)
     micro_batching: bool = True
     max_micro_batch: int = Field(default=64, ge=1, le=1024)
-    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="onnx",
-        description="onnx: ONNX Runtime export of the text encoder, fused (checked against "
-        "torch); onnx-int8: the same with int8 weights; torch: sentence-transformers.",
+    encoder_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
+        default="auto",
+        description="auto: torch-bf16 on CPUs with native bfloat16, else onnx; torch-bf16: "
+        "autocast to bfloat16; onnx: fused ONNX Runtime export; onnx-int8: int8 weights "
+        "(opt-in, moves results); torch: sentence-transformers (the reference).",
     )
     encoder_threads: int = Field(
-        default=0, ge=0, le=64, description="ONNX Runtime threads per call; 0 = one per core."
+        default=0,
+        ge=0,
+        le=64,
+        description="Threads per query-encoder call (ONNX Runtime, or torch for the torch "
+        "paths); 0 = the library default (one per core).",
     )
     cache_dir: Path | None = Field(default=None, description="Where the ONNX export is kept.")
     exact_search: bool = Field(
