@@ -3,8 +3,8 @@
 For every backend the service can use (``torch`` = sentence-transformers, the reference;
 ``onnx`` = the ONNX export under ONNX Runtime; ``onnx-fused`` = that graph after ONNX
 Runtime's transformer fusions (measured only); ``onnx-int8`` = fused with int8 weights;
-``torch-bf16`` = torch with bfloat16 linear layers; ``auto`` = what the service picks on CPUs
-with native bfloat16: ONNX below 4 queries per call, bf16 from 4), in one run:
+``torch-bf16`` = torch with bfloat16 linear layers, CPUs with native bfloat16 only), in one
+run:
 
 - queries/s at batch 1, 8 and 32 (best of 3 interleaved repeats, same threads for all),
 - cosine to the torch embedding (worst and mean over the queries),
@@ -55,7 +55,6 @@ def build_encoders(text_encoder, cache_dir: Path, threads: int) -> dict:
     if qe.native_bf16():
         bf16 = qe.TorchBf16QueryEncoder(text_encoder)
         encoders["torch-bf16"] = bf16
-        encoders["auto"] = qe.HybridQueryEncoder(encoders["onnx"], bf16)
     return encoders
 
 

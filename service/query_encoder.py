@@ -1,20 +1,21 @@
 """Lean query encoders for the service: the same embeddings as the frozen text encoder, faster.
 
 ``torch``: the text encoder's own sentence-transformers path (the reference).
-``torch-bf16``: the same transformer under torch CPU autocast to bfloat16 (matrix products on
-AMX / AVX512-BF16 units, layer norms and softmax in float32); only offered where the CPU has
-native bfloat16, since emulated bfloat16 is slower than float32.
-``onnx``: the transformer exported once to ONNX, attention/layer-norm/GELU fused by ONNX
-Runtime's transformer optimizer, pooling and normalising in numpy.
-``onnx-int8``: that graph with dynamic int8 weights (opt-in: it moves results, see below).
-``auto`` (the default): ``torch-bf16`` where the CPU supports it, else ``onnx``.
+``onnx`` (the default): the transformer exported once to ONNX and run by ONNX Runtime, pooling
+and normalising in numpy (~3.7 ms per lone query instead of ~11 ms; ~545 queries/s at batch 32
+on two idle cores).
+``onnx-int8``: the export with ONNX Runtime's transformer fusions and dynamic int8 weights —
+about twice the throughput, but it keeps only 0.76 of the reference's top-10 on the 217k
+index, so it is opt-in.
+``torch-bf16``: the transformer with its linear layers in bfloat16 (AMX / AVX512-BF16 CPUs
+only): top-10 overlap 0.985 and faster in a benchmark loop on one core, but no faster than
+``onnx`` inside the service on two cores (measured with benchmarks/load.py), so opt-in too.
 
 Every lean path is accepted only after a check against the reference on fixed sentences
-(cosine >= 0.999; 0.98 for int8); a failing one steps down (int8 → onnx → torch) and the log
-says so. benchmarks/query_encoder.py measures each path's speed, cosine and top-10 overlap
-with the reference's results on a real index: bf16 kept 0.986 of the top-10 at about twice
-the fp32 throughput; int8 was as fast but kept only 0.76, so it is not the default.
-Rejected earlier: torch dynamic int8 quantisation (worst cosine 0.944).
+(cosine >= 0.999; 0.98 for int8); a failing one steps down (int8/bf16 → onnx → torch) and
+the log says so. benchmarks/query_encoder.py measures speed, cosine and top-10 overlap.
+Rejected: torch dynamic int8 quantisation (worst cosine 0.944); ONNX Runtime's fp32
+transformer fusion (no faster than the plain graph here, so it is used only under int8).
 """
 
 from __future__ import annotations
@@ -132,20 +133,6 @@ class TorchBf16QueryEncoder:
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
         return _pool(hidden.float().numpy(), batch["attention_mask"].numpy(), self.pooling)
-
-
-class HybridQueryEncoder:
-    """Small batches on one encoder, larger ones on another (same embeddings to within the
-    acceptance check): ONNX has the least per-call overhead, bf16 the most throughput."""
-
-    def __init__(self, small: Any, large: Any, threshold: int = 4) -> None:
-        self.small, self.large, self.threshold = small, large, threshold
-        self.dim = large.dim
-        self.backend = f"{large.backend}+{small.backend}"
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        enc = self.small if len(texts) < self.threshold else self.large
-        return enc.encode(texts)
 
 
 class OnnxQueryEncoder:
@@ -311,18 +298,18 @@ def _quantize(path: Path) -> Path:
     return out
 
 
-QueryEncoderImpl = TorchQueryEncoder | TorchBf16QueryEncoder | OnnxQueryEncoder | HybridQueryEncoder
-BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+QueryEncoderImpl = TorchQueryEncoder | TorchBf16QueryEncoder | OnnxQueryEncoder
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def build_query_encoder(
-    text_encoder: Any, backend: str = "auto", cache_dir: Path | None = None, threads: int = 0
+    text_encoder: Any, backend: str = "onnx", cache_dir: Path | None = None, threads: int = 0
 ) -> QueryEncoderImpl:
     """The fastest encoder allowed by ``backend`` that reproduces ``text_encoder``'s embeddings.
 
     Candidates are tried in order and the first that agrees with the reference on the check
-    sentences is used: ``auto`` → bf16 (native bf16 CPUs only), ONNX fp32; ``torch-bf16`` →
-    bf16, ONNX fp32; ``onnx-int8`` → int8, ONNX fp32; ``onnx`` → ONNX fp32; then torch.
+    sentences is used: ``torch-bf16`` → bf16 (native bf16 CPUs only), ONNX fp32;
+    ``onnx-int8`` → int8, ONNX fp32; ``onnx`` → ONNX fp32; then torch.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown encoder backend {backend!r}; choose from {BACKENDS}")
@@ -333,7 +320,7 @@ def build_query_encoder(
         torch.set_num_threads(threads)
     want = reference.encode(list(CHECK_SENTENCES))
     candidates: list[tuple[str, float, Callable[[], QueryEncoderImpl]]] = []
-    if backend in ("auto", "torch-bf16"):
+    if backend == "torch-bf16":
         if native_bf16():
             candidates.append(
                 ("torch-bf16", MIN_COSINE, lambda: TorchBf16QueryEncoder(text_encoder))
@@ -360,29 +347,6 @@ def build_query_encoder(
             log.warning("%s query encoder disagrees (cosine %.4f)", name, worst)
             continue
         log.info("%s query encoder active (worst cosine to torch %.6f)", name, worst)
-        if backend == "auto" and isinstance(lean, TorchBf16QueryEncoder):
-            return _with_onnx_for_small_batches(lean, text_encoder, cache_dir, threads, want)
         return lean
     log.warning("using the torch query encoder")
     return reference
-
-
-def _with_onnx_for_small_batches(
-    large: TorchBf16QueryEncoder,
-    text_encoder: Any,
-    cache_dir: Path | None,
-    threads: int,
-    want: np.ndarray,
-) -> QueryEncoderImpl:
-    """bf16 for batches of 4 or more, ONNX fp32 below that (a lone query: ~3.7 ms instead of
-    ~7.6 ms, one thread); bf16 alone if ONNX is unavailable."""
-    try:
-        small = OnnxQueryEncoder(text_encoder, cache_dir, threads)
-        worst = float((want * small.encode(list(CHECK_SENTENCES))).sum(1).min())
-    except Exception as exc:  # noqa: BLE001
-        log.warning("onnx query encoder unavailable (%s); bf16 for every batch", exc)
-        return large
-    if worst < MIN_COSINE:
-        log.warning("onnx query encoder disagrees (cosine %.4f); bf16 for every batch", worst)
-        return large
-    return HybridQueryEncoder(small, large)

@@ -49,11 +49,11 @@ class Settings(BaseSettings):
     result_cache_size: int = Field(default=1024, ge=0)
     micro_batching: bool = True
     max_micro_batch: int = Field(default=64, ge=1, le=1024)
-    encoder_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
-        default="auto",
-        description="auto: torch-bf16 on CPUs with native bfloat16, else onnx; torch-bf16: "
-        "autocast to bfloat16; onnx: fused ONNX Runtime export; onnx-int8: int8 weights "
-        "(opt-in, moves results); torch: sentence-transformers (the reference).",
+    encoder_backend: Literal["torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
+        default="onnx",
+        description="onnx: ONNX Runtime export of the text encoder (checked against torch); "
+        "onnx-int8: fused, int8 weights (faster, moves results); torch-bf16: bfloat16 linear "
+        "layers (native-bf16 CPUs); torch: sentence-transformers (the reference).",
     )
     encoder_threads: int = Field(
         default=0,
