@@ -5,10 +5,10 @@
 and normalising in numpy (~3.7 ms per lone query instead of ~11 ms; ~545 queries/s at batch 32
 on two idle cores).
 ``onnx-int8``: the export with ONNX Runtime's transformer fusions and dynamic int8 weights —
-about twice the throughput, but it keeps only 0.76 of the reference's top-10 on the 217k
+about twice the throughput, but it keeps only 0.72 of the reference's top-10 on the 217k
 index, so it is opt-in.
 ``torch-bf16``: the transformer with its linear layers in bfloat16 (AMX / AVX512-BF16 CPUs
-only): top-10 overlap 0.985 and faster in a benchmark loop on one core, but no faster than
+only): top-10 overlap 0.98 and faster in a benchmark loop on one core, but no faster than
 ``onnx`` inside the service on two cores (measured with benchmarks/load.py), so opt-in too.
 
 Every lean path is accepted only after a check against the reference on fixed sentences
