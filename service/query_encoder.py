@@ -57,6 +57,13 @@ class TorchQueryEncoder:
         return self.text_encoder.encode(list(texts))
 
 
+def _tokenize(tokenizer: Any, texts: list[str], max_length: int, tensors: str) -> Any:
+    """Pad to the longest text of the batch, truncate at the model's maximum length."""
+    return tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors=tensors
+    )
+
+
 def _pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
     """Mean or CLS pooling, then L2 normalisation (what sentence-transformers does)."""
     if pooling == "cls":
@@ -122,14 +129,7 @@ class TorchBf16QueryEncoder:
                     setattr(module, name, _Bf16Linear(child))
 
     def encode(self, texts: list[str]) -> np.ndarray:
-
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
+        batch = _tokenize(self.tokenizer, texts, self.max_length, "pt")
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
         return _pool(hidden.float().numpy(), batch["attention_mask"].numpy(), self.pooling)
@@ -182,13 +182,7 @@ class OnnxQueryEncoder:
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="np",
-        )
+        batch = _tokenize(self.tokenizer, texts, self.max_length, "np")
         feeds = {k: v.astype(np.int64) for k, v in batch.items() if k in self._inputs}
         hidden = self.session.run(None, feeds)[0]
         return _pool(hidden, batch["attention_mask"], self.pooling)
