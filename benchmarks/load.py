@@ -12,6 +12,7 @@ machine's cores the way a single-box deployment would. Configurations, each addi
              ablation, not part of ``fast``
   +query-cache  LRU of query embeddings
   fast       + LRU of finished result lists (everything on: the shipped defaults)
+  +int8, fast-int8   the +onnx step and fast with the opt-in int8 query encoder
 
 Workloads: ``mixed`` = 70% of requests from 40 popular queries (repeats; the cache is warmed
 with them first), 30% never-seen queries; ``unique`` = every query new. Each (config,
@@ -58,6 +59,9 @@ CONFIGS: dict[str, dict[str, str]] = {
     "+bf16": {"GAITSEARCH_ENCODER_BACKEND": "torch-bf16", **NO_CACHE},
     "+query-cache": {"GAITSEARCH_ENCODER_BACKEND": "onnx", "GAITSEARCH_RESULT_CACHE_SIZE": "0"},
     "fast": {},
+    # The int8 query encoder (opt-in): the +onnx step and the full fast path with it.
+    "+int8": {"GAITSEARCH_ENCODER_BACKEND": "onnx-int8", **NO_CACHE},
+    "fast-int8": {"GAITSEARCH_ENCODER_BACKEND": "onnx-int8"},
 }
 POPULAR_SHARE = 0.7
 
