@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -177,6 +178,11 @@ def _load(
     with holder.lease() as index:
         index.search(query_encoder.encode(["warm up"]), 5)
     state.holder, state.engine = holder, engine
+    # Everything loaded so far (models, tokenizers, index wrappers) lives as long as the
+    # process: move it out of the cyclic GC's generations so that full collections, which
+    # request churn triggers, stop re-walking it (a long pause on a heap of this size).
+    gc.collect()
+    gc.freeze()
     state.loading = "ready"
     log.info("ready: index %s, %s query encoder", holder.version, state.extras["encoder_backend"])
 
