@@ -105,14 +105,14 @@ class MotionEncoder(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
         vocab = config.attribute_vocabulary
+        self.attribute_sizes = [len(v) for v in vocab.values()] if vocab else []
         if not vocab:
             self.head = nn.Sequential(
                 nn.Linear(config.d_model, config.d_model),
                 nn.GELU(),
                 nn.Linear(config.d_model, config.out_dim),
             )
-        self.attribute_sizes = [len(v) for v in vocab.values()] if vocab else []
-        if vocab:
+        else:
             if any(n < 2 for n in self.attribute_sizes):
                 raise ValueError("every attribute group needs at least two values")
             n = sum(self.attribute_sizes)

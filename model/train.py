@@ -239,8 +239,7 @@ class CaptionTargets:
     ) -> tuple[np.ndarray, np.ndarray]:
         """One caption per sequence (its description where it has no tagged caption) and the
         ``(B, B)`` positives mask: ``[i, j]`` when caption j applies to sequence i."""
-        fallback = _text_targets(data, batch, k, rng)
-        out = fallback.copy()
+        out = np.zeros((len(batch), self.vectors.shape[1]), dtype=np.float32)
         codes = np.full((len(batch), self.table.codes.shape[1]), -2, dtype=np.int8)
         for row, i in enumerate(batch):
             mine = self.table.of_sequence[i]
@@ -248,8 +247,10 @@ class CaptionTargets:
                 pick = int(rng.choice(mine))
                 out[row] = self.vectors[pick]
                 codes[row] = self.table.codes[pick]
-        positives = applies_mask(codes, self.table.sequence_codes[batch]).T
         untagged = codes[:, 0] == -2
+        if untagged.any():
+            out[untagged] = _text_targets(data, batch[untagged], k, rng)
+        positives = applies_mask(codes, self.table.sequence_codes[batch]).T
         positives[:, untagged] = False
         positives[np.arange(len(batch)), np.arange(len(batch))] = True
         return out, positives
@@ -440,11 +441,9 @@ def train(
         xt, mt = torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device)
         features = encoder.features(xt, mt)
         motion = encoder.embed_features(features)
-        loss = (
-            loss_fn(motion, text, keys, positives)
-            if positives is not None
-            else loss_fn(motion, text, keys)
-        )
+        # Only the InfoNCE loss takes a positives mask (captions are used with it alone).
+        extra = {"positives": positives} if positives is not None else {}
+        loss = loss_fn(motion, text, keys, **extra)
         batch_codes = torch.from_numpy(codes[batch]).to(device)
         if heads is not None:
             loss = loss + cfg.attribute_weight * heads(features, batch_codes)
@@ -454,11 +453,7 @@ def train(
             )
             # The probability -> text map also learns from the true attribute sets.
             clean = encoder.attribute_map(one_hot_attributes(batch_codes, sizes))
-            loss = loss + (
-                loss_fn(clean, text, keys, positives)
-                if positives is not None
-                else loss_fn(clean, text, keys)
-            )
+            loss = loss + loss_fn(clean, text, keys, **extra)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -77,7 +77,6 @@ def _pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.nd
 
 def native_bf16() -> bool:
     """True where the CPU multiplies bfloat16 in hardware (AMX tiles or AVX512-BF16)."""
-
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
@@ -89,14 +88,12 @@ class _Bf16Linear(nn.Module):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
-        self.weight = torch.nn.Parameter(
-            linear.weight.detach().to(torch.bfloat16), requires_grad=False
-        )
+        self.weight = nn.Parameter(linear.weight.detach().to(torch.bfloat16), requires_grad=False)
         bias = linear.bias
         self.bias = (
             None
             if bias is None
-            else torch.nn.Parameter(bias.detach().to(torch.bfloat16), requires_grad=False)
+            else nn.Parameter(bias.detach().to(torch.bfloat16), requires_grad=False)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,9 +109,11 @@ class TorchBf16QueryEncoder:
 
     backend = "torch-bf16"
 
-    def __init__(self, text_encoder: Any) -> None:
+    def __init__(self, text_encoder: Any, threads: int = 0) -> None:
         import copy
 
+        if threads:  # torch's intra-op pool is process-wide: set only when this path is used
+            torch.set_num_threads(threads)
         st = text_encoder._model
         self.dim = int(text_encoder.dim)
         self.pooling = str(text_encoder.pooling)
@@ -125,7 +124,7 @@ class TorchBf16QueryEncoder:
         self.model = copy.deepcopy(st[0].auto_model).eval()
         for module in list(self.model.modules()):
             for name, child in list(module.named_children()):
-                if isinstance(child, torch.nn.Linear):
+                if isinstance(child, nn.Linear):
                     setattr(module, name, _Bf16Linear(child))
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -189,7 +188,6 @@ class OnnxQueryEncoder:
 
 
 def _export(model: Any, tokenizer: Any, fingerprint: str, cache_dir: Path | None) -> Path:
-
     names = ["input_ids", "attention_mask", "token_type_ids"]
 
     class _Hidden(torch.nn.Module):
@@ -310,14 +308,12 @@ def build_query_encoder(
     reference = TorchQueryEncoder(text_encoder)
     if backend == "torch":
         return reference
-    if threads:
-        torch.set_num_threads(threads)
     want = reference.encode(list(CHECK_SENTENCES))
     candidates: list[tuple[str, float, Callable[[], QueryEncoderImpl]]] = []
     if backend == "torch-bf16":
         if native_bf16():
             candidates.append(
-                ("torch-bf16", MIN_COSINE, lambda: TorchBf16QueryEncoder(text_encoder))
+                ("torch-bf16", MIN_COSINE, lambda: TorchBf16QueryEncoder(text_encoder, threads))
             )
         else:
             log.info("no native bfloat16 on this CPU: bf16 query encoder skipped")
