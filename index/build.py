@@ -179,7 +179,8 @@ def query_vectors(
     data_dir: Path | None, descriptions: list[str], model, vectors: np.ndarray
 ) -> tuple[np.ndarray, str]:
     """Real query embeddings for the recall check: the gallery's ``queries.jsonl`` or its
-    descriptions, encoded by the checkpoint's text encoder; gallery vectors as last resort."""
+    descriptions, encoded by the checkpoint's text encoder (and its query head); gallery
+    vectors as last resort."""
     texts: list[str] = []
     source = "descriptions"
     qfile = data_dir / "queries.jsonl" if data_dir is not None else None
@@ -205,8 +206,12 @@ def query_vectors(
             encoder = load_text_encoder(info.name)
             if encoder.fingerprint != info.fingerprint and info.pooling:
                 encoder = load_text_encoder(info.name, pooling=info.pooling)
-            if encoder.fingerprint == info.fingerprint and encoder.dim == vectors.shape[1]:
-                return encoder.encode(texts), source
+            if encoder.fingerprint == info.fingerprint:
+                queries = encoder.encode(texts)
+                if hasattr(model, "embed_queries"):  # into the model's search space
+                    queries = model.embed_queries(queries)
+                if queries.shape[1] == vectors.shape[1]:
+                    return queries, source
             log.warning("text encoder %s does not match the checkpoint", info.name)
         except Exception as exc:  # noqa: BLE001 - recall check must not sink a build
             log.warning("text encoder unavailable for the recall check: %s", exc)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from gaitsearch.model.motion_encoder import MotionEncoder, MotionEncoderConfig
 from gaitsearch.model.preprocess import PreprocessConfig, prepare_batch
+from gaitsearch.model.query_head import query_vectors_numpy
 from pydantic import BaseModel, Field, ValidationError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -67,10 +68,57 @@ class GaitModel:
         self.fingerprint = fingerprint
         self.path = path
         self._lock = threading.Lock()
+        self._query_head: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def dim(self) -> int:
+        """Dimension of the search space (index vectors and query vectors)."""
         return self.config.encoder.out_dim
+
+    @property
+    def space(self) -> str:
+        """``text`` (vectors in the text encoder's space) or ``attributes`` (see
+        :mod:`gaitsearch.model.query_head`)."""
+        return self.config.encoder.space
+
+    def embed_queries(self, text_vectors: np.ndarray) -> np.ndarray:
+        """Frozen text embeddings ``(n, text_dim)`` → query vectors ``(n, dim)`` to score
+        against this model's gallery vectors by inner product (text space: L2-normalised
+        copies; attribute space: the query head's named-value probabilities)."""
+        text_vectors = np.asarray(text_vectors, dtype=np.float32)
+        if text_vectors.ndim != 2:
+            raise ValueError(f"text vectors must be 2-D, got shape {text_vectors.shape}")
+        if self.space == "text":
+            norms = np.linalg.norm(text_vectors, axis=1, keepdims=True)
+            return (text_vectors / np.maximum(norms, 1e-8)).astype(np.float32)
+        if self._query_head is None:
+            head = self.encoder.query_head
+            self._query_head = (
+                head.linear.weight.detach().numpy().copy(),
+                head.linear.bias.detach().numpy().copy(),
+            )
+        weight, bias = self._query_head
+        if text_vectors.shape[1] != weight.shape[1]:
+            raise ValueError(
+                f"text vectors have dim {text_vectors.shape[1]}, the query head expects "
+                f"{weight.shape[1]}"
+            )
+        return query_vectors_numpy(
+            text_vectors, weight, bias, self.encoder.attribute_sizes,
+            self.config.encoder.query_temperature,
+        )  # fmt: skip
+
+    def embed_examples(
+        self, sequences: Sequence[np.ndarray], fps: Sequence[float] | None = None
+    ) -> np.ndarray:
+        """Query vectors for "more like this": a walk as a query. Text space: its embedding;
+        attribute space: its recognised attribute distribution (so a gallery walk scores the
+        expected log-likelihood ratio of the example's attributes)."""
+        vectors = self.embed_sequences(sequences, fps)
+        if self.space == "text":
+            return vectors
+        prior = self.encoder.attribute_log_prior.numpy()
+        return np.exp(vectors + prior).astype(np.float32)
 
     @property
     def text_encoder_info(self) -> TextEncoderInfo:
@@ -82,7 +130,8 @@ class GaitModel:
         fps: Sequence[float] | None = None,
         batch_size: int = 256,
     ) -> np.ndarray:
-        """``(n, dim)`` float32, L2-normalised; sequences are validated OpenPose-18 arrays."""
+        """``(n, dim)`` float32 gallery vectors of validated OpenPose-18 arrays (text space:
+        L2-normalised; attribute space: log-likelihood ratios)."""
         if fps is None:
             fps = [25.0] * len(sequences)
         out = np.zeros((len(sequences), self.dim), dtype=np.float32)
@@ -91,7 +140,8 @@ class GaitModel:
             x, mask = prepare_batch(sequences[start:stop], fps[start:stop], self.config.preprocess)
             with torch.inference_mode():
                 emb = self.encoder(torch.from_numpy(x), torch.from_numpy(mask))
-                emb = torch.nn.functional.normalize(emb, dim=-1)
+                if self.space == "text":
+                    emb = torch.nn.functional.normalize(emb, dim=-1)
             out[start:stop] = emb.numpy()
         return out
 

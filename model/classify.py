@@ -53,13 +53,20 @@ def value_phrases(group: str, value: str) -> list[str]:
     return phrases
 
 
-def label_prototypes(text_encoder: Any, labels: list[str]) -> np.ndarray:
-    """``(len(labels), dim)`` L2-normalised mean-description embeddings."""
+def label_prototypes(text_encoder: Any, labels: list[str], model: Any = None) -> np.ndarray:
+    """``(len(labels), dim)`` mean-description query vectors, L2-normalised in the text
+    space; with a ``model`` whose search space is ``attributes``, the mean of its query
+    head's outputs (unnormalised: scores are then log-likelihood ratios, comparable across
+    labels)."""
     rows = []
     for label in labels:
         vecs = text_encoder.encode_cached(label_phrases(label))
+        if model is not None:
+            vecs = model.embed_queries(vecs)
         proto = vecs.mean(0)
-        rows.append(proto / max(float(np.linalg.norm(proto)), 1e-8))
+        if model is None or model.space == "text":
+            proto = proto / max(float(np.linalg.norm(proto)), 1e-8)
+        rows.append(proto)
     return np.stack(rows).astype(np.float32)
 
 
@@ -72,7 +79,8 @@ def parse_labels(text: str) -> list[str]:
 def classify_sequence(
     model: Any, text_encoder: Any, sequence: np.ndarray, fps: float, labels: list[str]
 ) -> list[tuple[str, float]]:
-    """Labels ranked by cosine similarity between the sequence and each label's prototype.
+    """Labels ranked by the score of the sequence against each label's prototype (cosine
+    in the text space, log-likelihood ratio in the attribute space).
 
     ``model`` is a :class:`GaitModel`; ``sequence`` a validated ``(T, 18, 3)`` array.
     Raises ``ValueError`` for an empty label list.
@@ -82,6 +90,6 @@ def classify_sequence(
         raise ValueError("give at least one label")
     model.check_text_encoder(text_encoder.fingerprint, text_encoder.name)
     emb = model.embed_sequences([sequence], [fps])[0]
-    scores = label_prototypes(text_encoder, labels) @ emb
+    scores = label_prototypes(text_encoder, labels, model) @ emb
     order = np.argsort(-scores, kind="stable")
     return [(labels[i], float(scores[i])) for i in order]

@@ -308,14 +308,19 @@ def evaluate(
     ``embed_texts`` (default: the encoder's in-memory LRU) may be a disk cache's ``encode``.
     """
     model.check_text_encoder(text_encoder.fingerprint, text_encoder.name)
-    embed = embed_texts or text_encoder.encode_cached
+    embed_text = embed_texts or text_encoder.encode_cached
+
+    def embed(texts: list[str]) -> np.ndarray:
+        """Texts → the model's query vectors (its query head, in the attribute space)."""
+        return np.asarray(model.embed_queries(embed_text(texts)), dtype=np.float32)
+
     queries = load_queries(queries_path)
     gallery = embed_gallery(model, data, on_progress=on_progress)
-    qvecs = embed([q.query for q in queries])
-    out = retrieval(gallery, qvecs, queries, seed=seed)
+    text_vecs = embed_text([q.query for q in queries])
+    out = retrieval(gallery, model.embed_queries(text_vecs), queries, seed=seed)
     if extras:
         out["batches_of_32"] = batches_of_32(gallery, embed, seed=seed)
-        out["text_oracle"] = text_oracle(gallery, qvecs, queries, embed, seed=seed)
+        out["text_oracle"] = text_oracle(gallery, text_vecs, queries, embed_text, seed=seed)
         groups = [g for g in ATTRIBUTES if any(g in r.attributes for r in gallery.records)]
         if groups:
             protos = attribute_prototypes(embed, groups)

@@ -15,6 +15,16 @@ Two heads map the pooled features into the text space:
   trained on clean attribute sets, so a walk lands where captions of what it probably shows
   land. Measured on the synthetic world: mAP 2.45× random vs 2.12× for the projection head of
   the same trained encoder.
+
+Two search spaces (``space``):
+
+- ``text`` (the paper's): embeddings live in the frozen text encoder's space (L2-normalised),
+  a query is its text embedding.
+- ``attributes`` (ours, the default recipe): an embedding is the vector of attribute
+  log-likelihood ratios ``log p(value | walk) - log prior(value)`` over the vocabulary, and a
+  query goes through the checkpoint's :class:`~gaitsearch.model.query_head.QueryHead` (which
+  values the query names). Inner products of the two rank walks by how well they fit the
+  query's named attributes; see :mod:`query_head` for why (2.4× → 3.4× random mAP).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import math
 
 import torch
+from gaitsearch.model.query_head import QueryHead
 from gaitsearch.model.skeleton import NUM_JOINTS
 from pydantic import BaseModel, Field
 from torch import nn
@@ -43,6 +54,11 @@ class MotionEncoderConfig(BaseModel):
     # Attribute bottleneck head: {group: [values]} (None: the projection head).
     attribute_vocabulary: dict[str, list[str]] | None = None
     attribute_hidden: int = Field(default=512, ge=8)
+    # Search space: "text" (out_dim = text dim) or "attributes" (out_dim = vocabulary size,
+    # with a query head from text_dim and its softmax temperature).
+    space: str = Field(default="text", pattern="^(text|attributes)$")
+    text_dim: int | None = Field(default=None, ge=1)
+    query_temperature: float = Field(default=0.25, gt=0)
 
 
 PRESETS: dict[str, dict[str, object]] = {
@@ -106,7 +122,9 @@ class MotionEncoder(nn.Module):
         self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
         vocab = config.attribute_vocabulary
         self.attribute_sizes = [len(v) for v in vocab.values()] if vocab else []
-        if not vocab:
+        if config.space == "attributes":
+            self._init_attribute_space(config)
+        elif not vocab:
             self.head = nn.Sequential(
                 nn.Linear(config.d_model, config.d_model),
                 nn.GELU(),
@@ -123,12 +141,35 @@ class MotionEncoder(nn.Module):
                 nn.Linear(config.attribute_hidden, config.out_dim),
             )
 
+    def _init_attribute_space(self, config: MotionEncoderConfig) -> None:
+        n = sum(self.attribute_sizes)
+        if not self.attribute_sizes or any(k < 2 for k in self.attribute_sizes):
+            raise ValueError("the attribute space needs a vocabulary of groups with 2+ values")
+        if config.out_dim != n or not config.text_dim:
+            raise ValueError(
+                f"the attribute space needs out_dim = {n} (vocabulary size) and a text_dim"
+            )
+        self.attribute_logits = nn.Linear(config.d_model, n)
+        # log prior(value) per group (training-set frequencies), subtracted from log p(value).
+        prior = torch.cat([torch.full((k,), -math.log(k)) for k in self.attribute_sizes])
+        self.register_buffer("attribute_log_prior", prior)
+        self.query_head = QueryHead(config.text_dim, self.attribute_sizes, config.query_temperature)
+
+    @property
+    def space(self) -> str:
+        return self.config.space
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: ``(B, T, 54)``; ``mask``: ``(B, T)`` True for real frames. Unnormalised."""
         return self.embed_features(self.features(x, mask))
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Pooled features → the text space (through the attribute bottleneck if there is one)."""
+        """Pooled features → the search space: the text space (through the attribute
+        bottleneck if there is one) or the attribute log-likelihood ratios."""
+        if self.config.space == "attributes":
+            log_p = torch.cat([g.log_softmax(-1) for g in self.group_logits(features)], dim=-1)
+            prior: torch.Tensor = self.attribute_log_prior  # type: ignore[assignment]
+            return log_p - prior
         if self.attribute_sizes:
             return self.attribute_map(self.attribute_probabilities(features))
         return self.head(features)

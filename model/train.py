@@ -87,6 +87,9 @@ class TrainConfig(BaseModel):
     captions_per_sequence: int = Field(default=8, ge=1)
     head: str = Field(default="attributes", pattern="^(attributes|projection)$")
     attribute_weight: float = Field(default=1.0, ge=0)
+    space: str = Field(default="attributes", pattern="^(text|attributes)$")
+    query_temperature: float | None = Field(default=None, gt=0)
+    query_head_steps: int = Field(default=3000, ge=1)
     n_frames: int = 32
     target_fps: float = 12.5
     centre: str = "pelvis"
@@ -306,12 +309,13 @@ def train(
         f"descriptions; validation: {cfg.val_data or f'{len(holdout or [])} held out'}"
     )
 
+    attribute_space = cfg.space == "attributes"
     captions = None
-    if cfg.captions == "attributes" and cfg.loss == "infonce":
+    if attribute_space or (cfg.captions == "attributes" and cfg.loss == "infonce"):
         captions = caption_targets(
             train_set, cache, cfg.captions_per_sequence, cfg.seed, progress.note
         )
-        if captions is not None:
+        if captions is not None and not attribute_space:
             log(
                 f"{len(captions.table.texts)} attribute-tagged captions "
                 f"({cfg.captions_per_sequence} per sequence); multi-positive InfoNCE"
@@ -320,14 +324,27 @@ def train(
     codes = np.stack([encode_attributes(r.attributes) for r in train_set.records])
     has_attributes = bool((codes >= 0).any())
     vocabulary = None
-    if cfg.head == "attributes" and has_attributes:
+    if attribute_space and (not has_attributes or captions is None):
+        raise GalleryError(
+            f"{cfg.data}: the attribute search space needs sequences with attributes of the "
+            f"vocabulary ({', '.join(GROUPS)}); train with --space text instead"
+        )
+    if (cfg.head == "attributes" or attribute_space) and has_attributes:
         vocabulary = {g: list(ATTRIBUTES[g]) for g in GROUPS}
-        log(f"attribute bottleneck head over {len(vocabulary)} groups")
+        log(f"attribute head over {len(vocabulary)} groups")
+    space_opts: dict[str, Any] = {"out_dim": text_encoder.dim}
+    if attribute_space and vocabulary:
+        space_opts = {
+            "space": "attributes",
+            "out_dim": sum(len(v) for v in vocabulary.values()),
+            "text_dim": text_encoder.dim,
+            "query_temperature": cfg.query_temperature or QUERY_TEMPERATURES[0],
+        }
     enc_cfg = preset(
         cfg.preset,
-        out_dim=text_encoder.dim,
         max_frames=max(128, cfg.n_frames),
         attribute_vocabulary=vocabulary,
+        **space_opts,
     )
     encoder = MotionEncoder(enc_cfg).to(device)
     sizes = encoder.attribute_sizes
@@ -343,7 +360,9 @@ def train(
         log(f"auxiliary attribute heads (weight {cfg.attribute_weight})")
     # Everything trained besides the encoder (saved in the resumable state, not the checkpoint).
     objective = torch.nn.ModuleDict({"loss": loss_fn, **({"heads": heads} if heads else {})})
-    params = list(encoder.parameters()) + list(objective.parameters())
+    if attribute_space:
+        encoder.query_head.requires_grad_(False)  # fitted on captions, not by this loop
+    params = [p for p in [*encoder.parameters(), *objective.parameters()] if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -364,6 +383,8 @@ def train(
         log(f"resumed from {work} at step {step} ({elapsed_before:.0f} s trained, best {best:.4f})")
         rng = np.random.default_rng([cfg.seed, step])
 
+    if attribute_space and not cfg.resume and captions is not None:
+        _prepare_attribute_space(encoder, captions, codes, cfg, log)
     info = TextEncoderInfo(**text_encoder.describe())
     data_summary = {
         "data": str(cfg.data),
@@ -428,32 +449,18 @@ def train(
             flip_p=cfg.flip_p,
             dropout_p=cfg.dropout_p,
         )
-        positives = None
-        if captions is not None:
-            targets, pos = captions.sample(train_set, batch, rng, cfg.descriptions_per_step)
-            positives = torch.from_numpy(pos).to(device)
-        else:
-            targets = _text_targets(train_set, batch, cfg.descriptions_per_step, rng)
-        text = torch.from_numpy(targets).to(device)
-        keys = [train_set.keys[i] for i in batch]
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(done, step, cfg.warmup_steps)
         xt, mt = torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device)
         features = encoder.features(xt, mt)
-        motion = encoder.embed_features(features)
-        # Only the InfoNCE loss takes a positives mask (captions are used with it alone).
-        extra = {"positives": positives} if positives is not None else {}
-        loss = loss_fn(motion, text, keys, **extra)
         batch_codes = torch.from_numpy(codes[batch]).to(device)
-        if heads is not None:
-            loss = loss + cfg.attribute_weight * heads(features, batch_codes)
-        if sizes:
-            loss = loss + cfg.attribute_weight * attribute_ce(
-                encoder.group_logits(features), batch_codes
+        if attribute_space:
+            # Recognition is the whole job; the query head was fitted on the captions.
+            loss = attribute_ce(encoder.group_logits(features), batch_codes)
+        else:
+            loss = _text_space_loss(
+                cfg, encoder, objective, features, batch_codes, train_set, batch, captions, rng
             )
-            # The probability -> text map also learns from the true attribute sets.
-            clean = encoder.attribute_map(one_hot_attributes(batch_codes, sizes))
-            loss = loss + loss_fn(clean, text, keys, **extra)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -481,6 +488,8 @@ def train(
                       loss_ema, log)  # fmt: skip
     total_elapsed = elapsed_before + time.monotonic() - started
     _save_state(work, encoder, objective, optimizer, step, total_elapsed, best, history)
+    if attribute_space and cfg.query_temperature is None and val_queries is not None:
+        best = _pick_query_temperature(out, cfg, text_encoder, cache, val_queries, log) or best
     return {
         "steps": step,
         "sequences_seen": seen,
@@ -492,6 +501,120 @@ def train(
         "history": history,
         "parameters": encoder.num_parameters(),
     }
+
+
+def _text_space_loss(
+    cfg: TrainConfig,
+    encoder: MotionEncoder,
+    objective: torch.nn.ModuleDict,
+    features: torch.Tensor,
+    batch_codes: torch.Tensor,
+    train_set: TrainingSet,
+    batch: np.ndarray,
+    captions: CaptionTargets | None,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """The text-space objective: the configured alignment loss against a caption or
+    description per sequence, plus the attribute losses of the head in use."""
+    device = features.device
+    loss_fn = objective["loss"]
+    positives = None
+    if captions is not None:
+        targets, pos = captions.sample(train_set, batch, rng, cfg.descriptions_per_step)
+        positives = torch.from_numpy(pos).to(device)
+    else:
+        targets = _text_targets(train_set, batch, cfg.descriptions_per_step, rng)
+    text = torch.from_numpy(targets).to(device)
+    keys = [train_set.keys[i] for i in batch]
+    motion = encoder.embed_features(features)
+    # Only the InfoNCE loss takes a positives mask (captions are used with it alone).
+    extra = {"positives": positives} if positives is not None else {}
+    loss = loss_fn(motion, text, keys, **extra)
+    if "heads" in objective:
+        loss = loss + cfg.attribute_weight * objective["heads"](features, batch_codes)
+    sizes = encoder.attribute_sizes
+    if sizes:
+        loss = loss + cfg.attribute_weight * attribute_ce(
+            encoder.group_logits(features), batch_codes
+        )
+        # The probability -> text map also learns from the true attribute sets.
+        clean = encoder.attribute_map(one_hot_attributes(batch_codes, sizes))
+        loss = loss + loss_fn(clean, text, keys, **extra)
+    return loss
+
+
+# Query-head temperatures tried on the validation queries after training (first = default).
+QUERY_TEMPERATURES = (0.25, 0.1, 0.5, 1.0)
+
+
+def _prepare_attribute_space(
+    encoder: MotionEncoder,
+    captions: CaptionTargets,
+    codes: np.ndarray,
+    cfg: TrainConfig,
+    log: Callable[[str], None],
+) -> None:
+    """Set the log prior from the training labels and fit the query head on the captions."""
+    from gaitsearch.model.query_head import train_query_head
+
+    priors = []
+    for g, n in enumerate(encoder.attribute_sizes):
+        known = codes[:, g][codes[:, g] >= 0]
+        counts = np.bincount(known, minlength=n).astype(np.float64) + 1.0
+        priors.append(np.log(counts / counts.sum()))
+    prior = torch.tensor(np.concatenate(priors), dtype=torch.float32)
+    encoder.attribute_log_prior.copy_(prior.to(encoder.attribute_log_prior.device))
+    head = encoder.query_head
+    with torch.enable_grad():
+        loss = train_query_head(
+            head.cpu(), captions.vectors, captions.table.codes, steps=cfg.query_head_steps,
+            seed=cfg.seed,
+        )  # fmt: skip
+    head.to(encoder.attribute_log_prior.device)
+    log(
+        f"query head fitted on {len(captions.table.texts)} captions "
+        f"({cfg.query_head_steps} steps, loss {loss:.3f}); training recognition only"
+    )
+
+
+def _pick_query_temperature(
+    out: Path,
+    cfg: TrainConfig,
+    text_encoder: Any,
+    cache: EmbeddingCache,
+    val_queries: Path,
+    log: Callable[[str], None],
+) -> float | None:
+    """Choose the query head's softmax temperature on the validation queries (the gallery
+    is embedded once) and re-save the best checkpoint with it; returns its mAP."""
+    from gaitsearch.model.checkpoint import load_checkpoint
+    from gaitsearch.model.evaluate import embed_gallery, load_queries
+
+    model = load_checkpoint(out)
+    assert cfg.val_data is not None
+    gallery = embed_gallery(model, cfg.val_data)
+    queries = load_queries(val_queries)
+    text = cache.encode([q.query for q in queries])
+    scores: dict[float, dict[str, Any]] = {}
+    for tau in QUERY_TEMPERATURES:
+        model.config.encoder.query_temperature = tau
+        scores[tau] = retrieval(gallery, model.embed_queries(text), queries, seed=cfg.seed)
+    chosen = max(scores, key=lambda t: scores[t]["map"])
+    log(
+        "query temperature on validation: "
+        + ", ".join(f"{t} → mAP {scores[t]['map']:.4f}" for t in QUERY_TEMPERATURES)
+        + f"; keeping {chosen}"
+    )
+    config = model.config.model_copy(deep=True)
+    config.encoder.query_temperature = chosen
+    model.encoder.query_head.temperature = chosen
+    result = scores[chosen]
+    summary = {k: v for k, v in result.items() if not isinstance(v, dict)}
+    summary["random_map"] = result["random"]["map"]
+    config.metrics = {**config.metrics, **summary}
+    config.training = {**config.training, "query_temperature": chosen}
+    save_checkpoint(model.encoder, config, out)
+    return float(result["map"])
 
 
 def _keep_best(

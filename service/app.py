@@ -108,7 +108,7 @@ def _load(
     index_loader: Callable[[Path, str | None], Any] | None,
     current_version: Callable[[Path], str | None] | None,
 ) -> None:
-    from gaitsearch.service.query_encoder import build_query_encoder
+    from gaitsearch.service.query_encoder import build_query_encoder, for_model
 
     settings = state.settings
     if model is None:
@@ -126,6 +126,7 @@ def _load(
     query_encoder = build_query_encoder(
         text_encoder, settings.encoder_backend, settings.cache_dir, settings.encoder_threads
     )
+    query_encoder = for_model(query_encoder, model)
     metrics = state.metrics
     engine = SearchEngine(
         query_encoder,

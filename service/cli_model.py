@@ -99,6 +99,19 @@ def register(app: typer.Typer) -> None:
         attribute_weight: float = typer.Option(
             1.0, help="Weight of the per-group attribute cross-entropy (0: off)."
         ),
+        space: str = typer.Option(
+            "attributes",
+            help="Search space. attributes (ours): walks become attribute log-likelihood "
+            "ratios, queries go through a query head fitted on the training captions; the "
+            "encoder trains on recognition only (needs attributes in the gallery). text: "
+            "walks land in the frozen text space (the paper's; --head, --loss, --captions "
+            "apply).",
+        ),
+        query_temperature: float | None = typer.Option(
+            None,
+            help="Softmax temperature of the query head (attribute space). Default: chosen "
+            "on the validation queries (--val-data) among 0.1, 0.25, 0.5, 1; 0.25 without.",
+        ),
         n_frames: int = typer.Option(32, help="Frames per training window."),
         target_fps: float = typer.Option(12.5, help="Frame rate windows are resampled to."),
         centre: str = typer.Option("pelvis", help="pelvis, or first_joint (the paper)."),
@@ -135,7 +148,8 @@ def register(app: typer.Typer) -> None:
                 warmup_steps=warmup_steps, seed=seed, device=device, threads=threads,
                 descriptions_per_step=descriptions_per_step, captions=captions,
                 captions_per_sequence=captions_per_sequence, head=head,
-                attribute_weight=attribute_weight, n_frames=n_frames,
+                attribute_weight=attribute_weight, space=space,
+                query_temperature=query_temperature, n_frames=n_frames,
                 target_fps=target_fps, centre=centre,
                 scale_normalise=scale_normalise, val_data=str(val_data) if val_data else None,
                 eval_every=eval_every, work_dir=str(work_dir) if work_dir else None,

@@ -146,7 +146,7 @@ def warmup_check(dim: int) -> Validator:
 
     def check(index: Any) -> None:
         if int(index.dim) != dim:
-            raise ReloadError(f"index dimension {index.dim} != text encoder dimension {dim}")
+            raise ReloadError(f"index dimension {index.dim} != query dimension {dim}")
         probe = np.zeros((1, dim), dtype=np.float32)
         probe[0, 0] = 1.0
         hits = index.search(probe, min(5, max(int(index.count), 1)))

@@ -115,7 +115,7 @@ async def search_by_example(
         fps = float(meta.get("fps") or fps)
     else:
         keypoints = errors.check_keypoints(body.keypoints)
-    vector = await engine.run_in_thread(_embed_walk, state.model, keypoints, fps)
+    vector = await engine.run_in_thread(_example_vector, state.model, keypoints, fps)
     # One extra hit so the example itself can be dropped from its own neighbours.
     want = body.k + (1 if body.id else 0)
     hits = (await search_index(engine, index, vector, want, filters))[0]
@@ -218,6 +218,11 @@ def check_filters(index: Any, filters: dict[str, Any] | None) -> dict[str, Any] 
 
 def _embed_walk(model: Any, keypoints: np.ndarray, fps: float) -> np.ndarray:
     return model.embed_sequences([keypoints], [fps])
+
+
+def _example_vector(model: Any, keypoints: np.ndarray, fps: float) -> np.ndarray:
+    """A walk as a query vector ("more like this"): see ``GaitModel.embed_examples``."""
+    return model.embed_examples([keypoints], [fps])
 
 
 def _results(hits: list[Any]) -> list[dict[str, Any]]:

@@ -57,9 +57,11 @@ def text_encoder():
     return load_text_encoder()
 
 
-def save_tiny_checkpoint(path: Path, text_encoder, seed: int = 0) -> Path:
+def save_tiny_checkpoint(path: Path, text_encoder, seed: int = 0, space: str = "text") -> Path:
     """A randomly initialised tiny encoder saved as a real checkpoint for ``text_encoder``
-    (fast; for plumbing tests, not quality). Different seeds give different fingerprints."""
+    (fast; for plumbing tests, not quality). Different seeds give different fingerprints.
+    ``space="attributes"``: the attribute search space over the whole vocabulary (random
+    recognition and query head)."""
     import torch
     from gaitsearch.model.checkpoint import (
         CheckpointConfig,
@@ -69,7 +71,18 @@ def save_tiny_checkpoint(path: Path, text_encoder, seed: int = 0) -> Path:
     from gaitsearch.model.motion_encoder import MotionEncoder, preset
 
     torch.manual_seed(seed)
-    encoder = MotionEncoder(preset("tiny", out_dim=text_encoder.dim))
+    options: dict = {"out_dim": text_encoder.dim}
+    if space == "attributes":
+        from gaitsearch.model.attributes import ATTRIBUTES
+
+        vocabulary = {g: list(v) for g, v in ATTRIBUTES.items()}
+        options = {
+            "space": "attributes",
+            "attribute_vocabulary": vocabulary,
+            "out_dim": sum(len(v) for v in vocabulary.values()),
+            "text_dim": text_encoder.dim,
+        }
+    encoder = MotionEncoder(preset("tiny", **options))
     config = CheckpointConfig(
         encoder=encoder.config,
         text_encoder=TextEncoderInfo(**text_encoder.describe()),
