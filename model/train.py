@@ -227,7 +227,7 @@ def _holdout_metrics(model: GaitModel, val: TrainingSet, seed: int) -> dict[str,
         relevant = [val.records[j].id for j in range(len(val)) if val.keys[j] == val.keys[i]]
         queries.append(Query(record.all_descriptions()[0], relevant))
         qvecs.append(val.text_vectors[val.desc_index[i][0]])
-    return retrieval(gallery, np.stack(qvecs), queries, seed=seed)
+    return retrieval(gallery, model.embed_queries(np.stack(qvecs)), queries, seed=seed)
 
 
 @dataclass

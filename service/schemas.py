@@ -105,7 +105,11 @@ class SequenceMetadata(BaseModel):
 class SearchResult(BaseModel):
     rank: int
     id: str
-    score: float
+    score: float = Field(
+        description="Higher fits better. Attribute-space checkpoints (the shipped one): the "
+        "log-likelihood ratio, in nats, that the walk shows what the query names (> 0: more "
+        "likely than a typical walker); text-space checkpoints: cosine similarity."
+    )
     metadata: SequenceMetadata
 
 

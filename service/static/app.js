@@ -98,7 +98,7 @@ function card(hit, mine) {
   const score = document.createElement("span");
   score.className = "score";
   score.textContent = hit.score.toFixed(3);
-  score.title = "cosine similarity";
+  score.title = "match score (higher fits better): attribute log-likelihood ratio, or cosine for a text-space checkpoint";
   head.append(title, score);
 
   const canvas = document.createElement("canvas");
