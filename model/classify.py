@@ -4,6 +4,9 @@ Each label is expanded into several short descriptions (the describer's
 ``label_descriptions``); the mean of their text embeddings, renormalised, is the label's
 prototype. A sequence is embedded by the motion encoder and the labels are ranked by cosine
 similarity to their prototypes — the paper's action-recognition half, for any label set.
+With an attribute-space checkpoint the phrases go through its query head and the score is
+the walk's log-likelihood ratio for what each label names (comparable across labels).
+The CLI (`gaitsearch classify`) and `POST /classify` build the same prototypes.
 """
 
 from __future__ import annotations
@@ -54,19 +57,28 @@ def value_phrases(group: str, value: str) -> list[str]:
 
 
 def label_prototypes(text_encoder: Any, labels: list[str], model: Any = None) -> np.ndarray:
-    """``(len(labels), dim)`` mean-description query vectors, L2-normalised in the text
-    space; with a ``model`` whose search space is ``attributes``, the mean of its query
-    head's outputs (unnormalised: scores are then log-likelihood ratios, comparable across
-    labels)."""
-    rows = []
-    for label in labels:
-        vecs = text_encoder.encode_cached(label_phrases(label))
-        if model is not None:
-            vecs = model.embed_queries(vecs)
-        proto = vecs.mean(0)
-        if model is None or model.space == "text":
+    """``(len(labels), dim)`` prototypes: the mean of each label's phrase vectors.
+
+    Without a ``model`` (or with a text-space one): mean text embeddings, L2-normalised.
+    With an attribute-space ``model``: the mean of its query head's outputs, unnormalised, so
+    scores are log-likelihood ratios, comparable across labels."""
+    groups = [label_phrases(label) for label in labels]
+    vectors = text_encoder.encode_cached([p for g in groups for p in g])
+    if model is not None:
+        vectors = model.embed_queries(vectors)
+    normalise = model is None or model.space == "text"
+    return pool_prototypes(vectors, [len(g) for g in groups], normalise)
+
+
+def pool_prototypes(vectors: np.ndarray, counts: list[int], normalise: bool) -> np.ndarray:
+    """Consecutive runs of ``counts`` rows averaged into one prototype each."""
+    rows, start = [], 0
+    for n in counts:
+        proto = np.asarray(vectors[start : start + n]).mean(0)
+        if normalise:
             proto = proto / max(float(np.linalg.norm(proto)), 1e-8)
         rows.append(proto)
+        start += n
     return np.stack(rows).astype(np.float32)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
+from gaitsearch.model.classify import label_phrases, pool_prototypes
 from gaitsearch.service import errors
 from gaitsearch.service.deps import ServiceState, get_engine, get_state, json_response, live_index
 from gaitsearch.service.schemas import (
@@ -140,8 +141,12 @@ async def classify(
     start = time.perf_counter()
     keypoints = errors.check_keypoints(body.keypoints)
     walk = await engine.run_in_thread(_embed_walk, state.model, keypoints, body.fps)
-    texts = await engine.embed(list(body.labels))
-    scores = texts @ walk[0]
+    # The same prototypes as `gaitsearch classify`: each label's phrases, through the query
+    # path (cached and batched like searches), averaged.
+    groups = [label_phrases(label) for label in body.labels]
+    vectors = await engine.embed([p for g in groups for p in g])
+    normalise = getattr(state.model, "space", "text") == "text"
+    scores = pool_prototypes(vectors, [len(g) for g in groups], normalise) @ walk[0]
     order = np.argsort(-scores, kind="stable")
     ranked = [{"label": body.labels[i], "score": round(float(scores[i]), 6)} for i in order]
     return json_response({"took_ms": _ms(start), "labels": ranked})

@@ -76,8 +76,10 @@ def test_classify_scores_labels_in_the_same_space(client, model, walks, text_enc
     r = client.post("/classify", json={"keypoints": arr.tolist(), "labels": labels})
     assert r.status_code == 200
     got = {x["label"]: x["score"] for x in r.json()["labels"]}
+    from gaitsearch.model.classify import label_prototypes
+
     walk = model.embed_sequences([arr], [record.fps])[0]
-    want = model.embed_queries(text_encoder.encode(labels)) @ walk
+    want = label_prototypes(text_encoder, labels, model) @ walk  # what the CLI computes
     assert np.allclose([got[label] for label in labels], want, atol=1e-4)
 
 
