@@ -149,7 +149,8 @@ class LoadedIndex:
         k: int,
         filters: dict[str, str | list[str]] | None = None,
     ) -> list[list[Hit]]:
-        """Top-``k`` hits for each row of ``vectors`` ((n, dim) float32, L2-normalised).
+        """Top-``k`` hits for each row of ``vectors`` ((n, dim) float32 query vectors in the
+        index's space: the checkpoint's ``embed_queries`` output).
 
         ``filters`` maps a key of :attr:`filter_keys` to a value or a list of values: a
         hit must match one of the values of every key. Unknown keys raise ValueError.
