@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from gaitsearch.model.motion_encoder import MotionEncoder, MotionEncoderConfig
 from gaitsearch.model.preprocess import PreprocessConfig, prepare_batch
-from gaitsearch.model.query_head import query_vectors_numpy
+from gaitsearch.model.query_head import flush_to_zero, query_vectors_numpy
 from pydantic import BaseModel, Field, ValidationError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -118,7 +118,7 @@ class GaitModel:
         if self.space == "text":
             return vectors
         prior = self.encoder.attribute_log_prior.numpy()
-        return np.exp(vectors + prior).astype(np.float32)
+        return flush_to_zero(np.exp(vectors + prior).astype(np.float32))
 
     @property
     def text_encoder_info(self) -> TextEncoderInfo:

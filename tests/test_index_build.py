@@ -118,6 +118,10 @@ def test_auto_kind_by_size():
     assert choose_kind(217_000, 384) == "ivfflat"
     assert choose_kind(3_000_000, 384) == "ivfsq8"  # 4.6 GB raw, 1.2 GB as 8-bit codes
     assert choose_kind(10_000_000, 384) == "ivfpq"
+    # Exact search cost grows with n * dim: low-dimensional (attribute-space) galleries stay
+    # flat much longer.
+    assert choose_kind(217_000, 33) == "flat"
+    assert choose_kind(300_000, 33) == "ivfflat"
 
 
 def test_bad_files_are_skipped_and_counted_or_refused_with_strict(tmp_path, tiny_checkpoint):
