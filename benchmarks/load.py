@@ -6,12 +6,14 @@ machine's cores the way a single-box deployment would. Configurations, each addi
 
   naive      torch encoder, no cache, no micro-batching, exact numpy search (the baseline)
   +faiss     the index's own FAISS search instead of numpy
-  +batching  concurrent queries merged into one encoder call
+  +batching  concurrent queries merged into one encoder call, and their searches into one
+             index call
   +onnx      ONNX Runtime text encoder, fused transformer kernels (cosine to torch >= 0.999)
   +bf16      torch with bfloat16 linear layers (AMX) instead of ONNX (cosine >= 0.999); an
              ablation, not part of ``fast``
   +query-cache  LRU of query embeddings
   fast       + LRU of finished result lists (everything on: the shipped defaults)
+  fast-unbatched-search  fast with every search its own index call (ablation)
   +int8, fast-int8   the +onnx step and fast with the opt-in int8 query encoder
 
 Workloads: ``mixed`` = 70% of requests from 40 popular queries (repeats; the cache is warmed
@@ -47,18 +49,22 @@ CONFIGS: dict[str, dict[str, str]] = {
         "GAITSEARCH_ENCODER_BACKEND": "torch",
         **NO_CACHE,
         "GAITSEARCH_MICRO_BATCHING": "false",
+        "GAITSEARCH_SEARCH_BATCHING": "false",
         "GAITSEARCH_EXACT_SEARCH": "true",
     },
     "+faiss": {
         "GAITSEARCH_ENCODER_BACKEND": "torch",
         **NO_CACHE,
         "GAITSEARCH_MICRO_BATCHING": "false",
+        "GAITSEARCH_SEARCH_BATCHING": "false",
     },
     "+batching": {"GAITSEARCH_ENCODER_BACKEND": "torch", **NO_CACHE},
     "+onnx": {"GAITSEARCH_ENCODER_BACKEND": "onnx", **NO_CACHE},
     "+bf16": {"GAITSEARCH_ENCODER_BACKEND": "torch-bf16", **NO_CACHE},
     "+query-cache": {"GAITSEARCH_ENCODER_BACKEND": "onnx", "GAITSEARCH_RESULT_CACHE_SIZE": "0"},
     "fast": {},
+    # Ablation: the fast path with each search its own index call.
+    "fast-unbatched-search": {"GAITSEARCH_SEARCH_BATCHING": "false"},
     # The int8 query encoder (opt-in): the +onnx step and the full fast path with it.
     "+int8": {"GAITSEARCH_ENCODER_BACKEND": "onnx-int8", **NO_CACHE},
     "fast-int8": {"GAITSEARCH_ENCODER_BACKEND": "onnx-int8"},

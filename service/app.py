@@ -133,6 +133,7 @@ def _load(
         cache_size=settings.query_cache_size,
         result_cache_size=settings.result_cache_size,
         micro_batching=settings.micro_batching,
+        search_batching=settings.search_batching,
         max_batch=settings.max_micro_batch,
         search_threads=settings.search_threads,
         on_cache=_count_cache(metrics),

@@ -193,7 +193,7 @@ async def search_index(
     engine: SearchEngine, index: Any, vectors: np.ndarray, k: int, filters: dict[str, Any] | None
 ) -> list[list[Any]]:
     try:
-        return await engine.run_in_thread(index.search, vectors, k, filters)
+        return await engine.search(index, vectors, k, filters)
     except ValueError as exc:
         if filters is None:
             raise

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(default=4096, ge=0)
     result_cache_size: int = Field(default=1024, ge=0)
     micro_batching: bool = True
+    search_batching: bool = Field(
+        default=True,
+        description="Merge concurrent unfiltered searches into one index call.",
+    )
     max_micro_batch: int = Field(default=64, ge=1, le=1024)
     encoder_backend: Literal["torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
         default="onnx",

@@ -104,6 +104,81 @@ def test_an_encoder_failure_reaches_every_waiting_request_and_the_next_call_work
     engine.close()
 
 
+class CountingIndex:
+    """A slow fake index: hit i of query q is ("q<row of q's 1>", score -i); records calls."""
+
+    def __init__(self, delay: float = 0.02, fail: bool = False) -> None:
+        self.calls: list[tuple[int, int, object]] = []
+        self.delay, self.fail = delay, fail
+
+    def search(self, vectors, k, filters=None):
+        self.calls.append((len(vectors), k, filters))
+        time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("index broke")
+        return [[(f"q{int(np.argmax(v))}", -i) for i in range(k)] for v in vectors]
+
+
+def _one_hot(i: int) -> np.ndarray:
+    v = np.zeros((1, 8), dtype=np.float32)
+    v[0, i] = 1.0
+    return v
+
+
+def test_search_batching_merges_concurrent_searches_and_keeps_each_k():
+    index = CountingIndex()
+    engine = SearchEngine(CountingEncoder(), search_batching=True)
+
+    async def many():
+        return await asyncio.gather(
+            *(engine.search(index, _one_hot(i % 8), k=1 + i % 5) for i in range(24))
+        )
+
+    results = _run(many())
+    assert sum(n for n, _, _ in index.calls) == 24 and len(index.calls) < 6
+    for i, rows in enumerate(results):  # each caller gets its own query's top-k, k of its own
+        assert len(rows) == 1 and len(rows[0]) == 1 + i % 5
+        assert all(hit[0] == f"q{i % 8}" for hit in rows[0])
+    engine.close()
+
+
+def test_filtered_searches_and_disabled_batching_call_the_index_directly():
+    index = CountingIndex(delay=0.0)
+    engine = SearchEngine(CountingEncoder(), search_batching=True)
+
+    async def filtered():
+        return await asyncio.gather(
+            *(engine.search(index, _one_hot(i), 3, {"view": "side"}) for i in range(4))
+        )
+
+    _run(filtered())
+    assert [c[0] for c in index.calls] == [1, 1, 1, 1] and index.calls[0][2] == {"view": "side"}
+    unbatched = SearchEngine(CountingEncoder(), search_batching=False)
+    index.calls.clear()
+
+    async def plain():
+        return await asyncio.gather(*(unbatched.search(index, _one_hot(i), 3) for i in range(4)))
+
+    _run(plain())
+    assert [c[0] for c in index.calls] == [1, 1, 1, 1]
+    engine.close()
+    unbatched.close()
+
+
+def test_a_search_failure_reaches_every_waiting_request():
+    engine = SearchEngine(CountingEncoder(), search_batching=True)
+
+    async def many(index):
+        return await asyncio.gather(
+            *(engine.search(index, _one_hot(i), 2) for i in range(6)), return_exceptions=True
+        )
+
+    results = _run(many(CountingIndex(fail=True)))
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert all(len(r[0]) == 2 for r in _run(many(CountingIndex())))  # the next ones work
+    engine.close()
+
+
 def test_onnx_query_encoder_matches_the_torch_text_encoder(text_encoder, tmp_path):
     from gaitsearch.service.query_encoder import OnnxQueryEncoder
 
