@@ -608,13 +608,19 @@ def _pick_query_temperature(
     config = model.config.model_copy(deep=True)
     config.encoder.query_temperature = chosen
     model.encoder.query_head.temperature = chosen
-    result = scores[chosen]
-    summary = {k: v for k, v in result.items() if not isinstance(v, dict)}
-    summary["random_map"] = result["random"]["map"]
-    config.metrics = {**config.metrics, **summary}
+    config.metrics = {**config.metrics, **_metric_summary(scores[chosen])}
     config.training = {**config.training, "query_temperature": chosen}
     save_checkpoint(model.encoder, config, out)
-    return float(result["map"])
+    return float(scores[chosen]["map"])
+
+
+def _metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint's config keeps of a validation result: the flat metrics and the
+    random ranking's mAP."""
+    summary = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    if "random" in metrics:
+        summary["random_map"] = metrics["random"]["map"]
+    return summary
 
 
 def _keep_best(
@@ -632,10 +638,7 @@ def _keep_best(
     history.append({"step": step, "loss": loss, "map": score})
     # Without validation data every evaluation "improves": the last model is kept.
     if not metrics or score > best:
-        summary = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-        if "random" in metrics:
-            summary["random_map"] = metrics["random"]["map"]
-        save_checkpoint(encoder, checkpoint_config(summary), out)
+        save_checkpoint(encoder, checkpoint_config(_metric_summary(metrics)), out)
         log(f"step {step}: loss {loss:.4f}, validation mAP {score:.4f} (best so far, saved {out})")
         return score if metrics else best
     log(f"step {step}: loss {loss:.4f}, validation mAP {score:.4f} (best {best:.4f})")

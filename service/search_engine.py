@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -137,9 +137,7 @@ class SearchEngine:
                 self._inflight[text] = fut
                 self._queue.append(text)
             futures.append(fut)
-        drainer = self._drainer
-        if drainer is None or drainer.done() or drainer.get_loop() is not loop:
-            self._drainer = loop.create_task(self._drain())
+        self._drainer = _running(self._drainer, loop, self._drain)
         # shield: one client hanging up must not cancel a row other requests wait for.
         return list(await asyncio.gather(*(asyncio.shield(f) for f in futures)))
 
@@ -148,18 +146,14 @@ class SearchEngine:
         while self._queue:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
+            vecs, error = None, None
             try:
                 vecs = await loop.run_in_executor(self._encoder_pool, self._encode_now, batch)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting request
-                for text in batch:
-                    fut = self._inflight.pop(text)
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for text, vec in zip(batch, vecs, strict=True):
-                fut = self._inflight.pop(text)
-                if not fut.done():
-                    fut.set_result(vec)
+                error = exc
+            # Popped only now: identical queries arriving meanwhile joined these rows.
+            futures = [self._inflight.pop(text) for text in batch]
+            _settle(futures, None if vecs is None else list(vecs), error)
 
     async def search(
         self, index: Any, vectors: np.ndarray, k: int, filters: dict[str, Any] | None = None
@@ -171,9 +165,7 @@ class SearchEngine:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._searches.append((index, np.asarray(vectors[0]), k, fut))
-        drainer = self._search_drainer
-        if drainer is None or drainer.done() or drainer.get_loop() is not loop:
-            self._search_drainer = loop.create_task(self._drain_searches())
+        self._search_drainer = _running(self._search_drainer, loop, self._drain_searches)
         return [await asyncio.shield(fut)]
 
     async def _drain_searches(self) -> None:
@@ -188,19 +180,17 @@ class SearchEngine:
                 index = items[0][0]
                 vectors = np.stack([v for _, v, _, _ in items])
                 k = max(kk for _, _, kk, _ in items)
+                futures = [fut for *_, fut in items]
                 try:
                     rows = await loop.run_in_executor(
                         self._search_pool, index.search, vectors, k, None
                     )
                 except Exception as exc:  # noqa: BLE001 - handed to every waiting request
-                    for *_, fut in items:
-                        if not fut.done():
-                            fut.set_exception(exc)
+                    _settle(futures, error=exc)
                     continue
                 # The top-k of a top-kmax search is its first k (same candidates, same order).
-                for (_, _, kk, fut), hits in zip(items, rows, strict=True):
-                    if not fut.done():
-                        fut.set_result(hits[:kk])
+                tops = [hits[:kk] for (_, _, kk, _), hits in zip(items, rows, strict=True)]
+                _settle(futures, tops)
 
     async def run_in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -209,3 +199,31 @@ class SearchEngine:
     def close(self) -> None:
         self._encoder_pool.shutdown(wait=False, cancel_futures=True)
         self._search_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _running(
+    task: asyncio.Task[None] | None,
+    loop: asyncio.AbstractEventLoop,
+    drain: Callable[[], Coroutine[Any, Any, None]],
+) -> asyncio.Task[None]:
+    """``task`` if it is still draining on ``loop``, else a new task running ``drain()``."""
+    if task is None or task.done() or task.get_loop() is not loop:
+        return loop.create_task(drain())
+    return task
+
+
+def _settle(
+    futures: list[asyncio.Future[Any]],
+    values: list[Any] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Hand each waiting future its value (or every one the same error); futures already
+    done (their client hung up) are skipped."""
+    for i, fut in enumerate(futures):
+        if fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            assert values is not None
+            fut.set_result(values[i])
