@@ -88,6 +88,7 @@ def run_recipe(
 ) -> dict[str, Any]:
     from gaitsearch.model.checkpoint import load_checkpoint
     from gaitsearch.model.evaluate import evaluate
+    from gaitsearch.model.query_pipeline import QueryPipeline
     from gaitsearch.model.train import TrainConfig, train
 
     cfg = TrainConfig(
@@ -108,7 +109,9 @@ def run_recipe(
     summary = train(cfg, encoder, log=lambda m: print(m, file=sys.stderr))
     model = load_checkpoint(cfg.out)
     t0 = time.perf_counter()
-    result = evaluate(test_dir, test_dir / "queries.jsonl", model, encoder, seed=args.seed)
+    result = evaluate(
+        test_dir, test_dir / "queries.jsonl", QueryPipeline(model, encoder), seed=args.seed
+    )
     eval_seconds = time.perf_counter() - t0
     return {
         **encoder_cost(model, test_dir),

@@ -200,19 +200,12 @@ def query_vectors(
         texts, source = list(dict.fromkeys(descriptions))[:RECALL_QUERIES], "descriptions"
     if texts:
         try:
-            from gaitsearch.model.text_encoder import load_text_encoder
+            from gaitsearch.model.checkpoint import matching_text_encoder
+            from gaitsearch.model.query_pipeline import QueryPipeline
 
-            info = model.config.text_encoder
-            encoder = load_text_encoder(info.name)
-            if encoder.fingerprint != info.fingerprint and info.pooling:
-                encoder = load_text_encoder(info.name, pooling=info.pooling)
-            if encoder.fingerprint == info.fingerprint:
-                queries = encoder.encode(texts)
-                if hasattr(model, "embed_queries"):  # into the model's search space
-                    queries = model.embed_queries(queries)
-                if queries.shape[1] == vectors.shape[1]:
-                    return queries, source
-            log.warning("text encoder %s does not match the checkpoint", info.name)
+            queries = QueryPipeline(model, matching_text_encoder(model)).query_vectors(texts)
+            if queries.shape[1] == vectors.shape[1]:
+                return queries, source
         except Exception as exc:  # noqa: BLE001 - recall check must not sink a build
             log.warning("text encoder unavailable for the recall check: %s", exc)
     rng = np.random.default_rng(0)

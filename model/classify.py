@@ -6,14 +6,12 @@ prototype. A sequence is embedded by the motion encoder and the labels are ranke
 similarity to their prototypes — the paper's action-recognition half, for any label set.
 With an attribute-space checkpoint the phrases go through its query head and the score is
 the walk's log-likelihood ratio for what each label names (comparable across labels).
-The CLI (`gaitsearch classify`) and `POST /classify` build the same prototypes.
+The CLI (`gaitsearch classify`) and `POST /classify` both score through
+:meth:`gaitsearch.index.retriever.Retriever.rank_labels` / ``label_scores``; this module
+only says which phrases stand for a label.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-import numpy as np
 
 
 def label_phrases(label: str) -> list[str]:
@@ -56,52 +54,7 @@ def value_phrases(group: str, value: str) -> list[str]:
     return phrases
 
 
-def label_prototypes(text_encoder: Any, labels: list[str], model: Any = None) -> np.ndarray:
-    """``(len(labels), dim)`` prototypes: the mean of each label's phrase vectors.
-
-    Without a ``model`` (or with a text-space one): mean text embeddings, L2-normalised.
-    With an attribute-space ``model``: the mean of its query head's outputs, unnormalised, so
-    scores are log-likelihood ratios, comparable across labels."""
-    groups = [label_phrases(label) for label in labels]
-    vectors = text_encoder.encode_cached([p for g in groups for p in g])
-    if model is not None:
-        vectors = model.embed_queries(vectors)
-    normalise = model is None or model.space == "text"
-    return pool_prototypes(vectors, [len(g) for g in groups], normalise)
-
-
-def pool_prototypes(vectors: np.ndarray, counts: list[int], normalise: bool) -> np.ndarray:
-    """Consecutive runs of ``counts`` rows averaged into one prototype each."""
-    rows, start = [], 0
-    for n in counts:
-        proto = np.asarray(vectors[start : start + n]).mean(0)
-        if normalise:
-            proto = proto / max(float(np.linalg.norm(proto)), 1e-8)
-        rows.append(proto)
-        start += n
-    return np.stack(rows).astype(np.float32)
-
-
 def parse_labels(text: str) -> list[str]:
     """Comma-separated labels, stripped, empty and repeated ones dropped."""
     labels = [part.strip() for part in text.split(",")]
     return list(dict.fromkeys(label for label in labels if label))
-
-
-def classify_sequence(
-    model: Any, text_encoder: Any, sequence: np.ndarray, fps: float, labels: list[str]
-) -> list[tuple[str, float]]:
-    """Labels ranked by the score of the sequence against each label's prototype (cosine
-    in the text space, log-likelihood ratio in the attribute space).
-
-    ``model`` is a :class:`GaitModel`; ``sequence`` a validated ``(T, 18, 3)`` array.
-    Raises ``ValueError`` for an empty label list.
-    """
-    labels = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
-    if not labels:
-        raise ValueError("give at least one label")
-    model.check_text_encoder(text_encoder.fingerprint, text_encoder.name)
-    emb = model.embed_sequences([sequence], [fps])[0]
-    scores = label_prototypes(text_encoder, labels, model) @ emb
-    order = np.argsort(-scores, kind="stable")
-    return [(labels[i], float(scores[i])) for i in order]

@@ -296,31 +296,31 @@ def attribute_prototypes(
 def evaluate(
     data: Path | str,
     queries_path: Path | str,
-    model: Any,
-    text_encoder: Any,
+    retriever: Any,
     seed: int = 0,
     extras: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
-    embed_texts: Callable[[list[str]], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Everything ``gaitsearch eval`` prints, as one dict.
 
-    ``embed_texts`` (default: the encoder's in-memory LRU) may be a disk cache's ``encode``.
+    ``retriever``: a :class:`~gaitsearch.model.query_pipeline.QueryPipeline` (or the
+    index's ``Retriever``): texts reach the gallery's space only through it.
     """
-    model.check_text_encoder(text_encoder.fingerprint, text_encoder.name)
-    embed_text = embed_texts or text_encoder.encode_cached
+    model = retriever.model
 
     def embed(texts: list[str]) -> np.ndarray:
         """Texts → the model's query vectors (its query head, in the attribute space)."""
-        return np.asarray(model.embed_queries(embed_text(texts)), dtype=np.float32)
+        return np.asarray(retriever.query_vectors(texts), dtype=np.float32)
 
     queries = load_queries(queries_path)
     gallery = embed_gallery(model, data, on_progress=on_progress)
-    text_vecs = embed_text([q.query for q in queries])
-    out = retrieval(gallery, model.embed_queries(text_vecs), queries, seed=seed)
+    text_vecs = retriever.text_vectors([q.query for q in queries])
+    out = retrieval(gallery, retriever.space.query_vectors(text_vecs), queries, seed=seed)
     if extras:
         out["batches_of_32"] = batches_of_32(gallery, embed, seed=seed)
-        out["text_oracle"] = text_oracle(gallery, text_vecs, queries, embed_text, seed=seed)
+        out["text_oracle"] = text_oracle(
+            gallery, text_vecs, queries, retriever.text_vectors, seed=seed
+        )
         groups = [g for g in ATTRIBUTES if any(g in r.attributes for r in gallery.records)]
         if groups:
             protos = attribute_prototypes(embed, groups)

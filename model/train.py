@@ -34,7 +34,6 @@ from gaitsearch.model.captions import (
 )
 from gaitsearch.model.checkpoint import (
     CheckpointConfig,
-    GaitModel,
     TextEncoderInfo,
     save_checkpoint,
 )
@@ -46,6 +45,7 @@ from gaitsearch.model.evaluate import (
     group_key,
     retrieval,
 )
+from gaitsearch.model.gait_model import GaitModel
 from gaitsearch.model.gallery import GalleryError, SequenceRecord, iter_gallery, scan_gallery
 from gaitsearch.model.losses import (
     LOSSES,
@@ -56,6 +56,7 @@ from gaitsearch.model.losses import (
 )
 from gaitsearch.model.motion_encoder import MotionEncoder, preset
 from gaitsearch.model.preprocess import PreprocessConfig, prepare_batch
+from gaitsearch.model.query_pipeline import QueryPipeline
 from pydantic import BaseModel, Field
 
 QUERIES_FILE = "queries.jsonl"
@@ -412,10 +413,8 @@ def train(
         model = GaitModel(checkpoint_config({}), encoder, fingerprint="training")
         try:
             if cfg.val_data:
-                metrics = evaluate(
-                    cfg.val_data, val_queries, model, text_encoder, seed=cfg.seed,
-                    extras=False, embed_texts=cache.encode,
-                )  # fmt: skip
+                pipeline = QueryPipeline(model, text_encoder, encode_texts=cache.encode)
+                metrics = evaluate(cfg.val_data, val_queries, pipeline, seed=cfg.seed, extras=False)
             elif holdout is not None:
                 metrics = _holdout_metrics(model, holdout, cfg.seed)
             else:

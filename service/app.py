@@ -108,7 +108,8 @@ def _load(
     index_loader: Callable[[Path, str | None], Any] | None,
     current_version: Callable[[Path], str | None] | None,
 ) -> None:
-    from gaitsearch.service.query_encoder import build_query_encoder, for_model
+    from gaitsearch.index.retriever import Retriever, text_encoder_for
+    from gaitsearch.service.query_encoder import build_query_encoder
 
     settings = state.settings
     if model is None:
@@ -119,17 +120,17 @@ def _load(
     if text_encoder is None:
         state.loading = "loading the text encoder"
         text_encoder = text_encoder_for(model, settings.text_encoder)
-    model.check_text_encoder(text_encoder.fingerprint, text_encoder.name)
-    state.model, state.text_encoder = model, text_encoder
-
     state.loading = "preparing the query encoder"
     query_encoder = build_query_encoder(
         text_encoder, settings.encoder_backend, settings.cache_dir, settings.encoder_threads
     )
-    query_encoder = for_model(query_encoder, model)
+    # The one query pipeline (refuses a text encoder the checkpoint was not trained with);
+    # the lean query encoder only replaces how the frozen text embeddings are computed.
+    retriever = Retriever(model, text_encoder, encode_texts=query_encoder.encode)
+    state.model, state.text_encoder, state.retriever = model, text_encoder, retriever
     metrics = state.metrics
     engine = SearchEngine(
-        query_encoder,
+        retriever,
         cache_size=settings.query_cache_size,
         result_cache_size=settings.result_cache_size,
         micro_batching=settings.micro_batching,
@@ -157,10 +158,10 @@ def _load(
 
         index_loader = exact_loader(index_loader)
 
-    warm = warmup_check(query_encoder.dim)
+    warm = warmup_check(retriever.dim)
 
     def validate(index: Any) -> None:
-        index.check_compatible(model.fingerprint, text_encoder.fingerprint)
+        retriever.check_index(index)
         warm(index)
 
     holder = IndexHolder(
@@ -176,9 +177,9 @@ def _load(
     except ReloadError as exc:
         raise RuntimeError(f"{settings.index_dir}: cannot serve this index: {exc}") from exc
     state.loading = "warming up"
-    query_encoder.encode(list(WARMUP_QUERIES))
+    retriever.query_vectors(list(WARMUP_QUERIES))
     with holder.lease() as index:
-        index.search(query_encoder.encode(["warm up"]), 5)
+        retriever.search(["warm up"], 5, index=index)
     state.holder, state.engine = holder, engine
     # Everything loaded so far (models, tokenizers, index wrappers) lives as long as the
     # process: move it out of the cyclic GC's generations so that full collections, which
@@ -187,17 +188,6 @@ def _load(
     gc.freeze()
     state.loading = "ready"
     log.info("ready: index %s, %s query encoder", holder.version, state.extras["encoder_backend"])
-
-
-def text_encoder_for(model: Any, name: str | None) -> Any:
-    """The text encoder the checkpoint was trained with (name and pooling), or ``name``."""
-    if name is None:
-        from gaitsearch.model.checkpoint import matching_text_encoder
-
-        return matching_text_encoder(model)
-    from gaitsearch.model.text_encoder import load_text_encoder
-
-    return load_text_encoder(name)
 
 
 def _count_cache(metrics: ServiceMetrics) -> Callable[[int, int], None]:

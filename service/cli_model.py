@@ -182,15 +182,14 @@ def register(app: typer.Typer) -> None:
         from gaitsearch.model.embedding_cache import EmbeddingCache
         from gaitsearch.model.evaluate import EvaluationError, evaluate
         from gaitsearch.model.gallery import GalleryError
+        from gaitsearch.model.query_pipeline import PipelineError, QueryPipeline
 
         model, encoder = _checkpoint_and_encoder(checkpoint)
         try:
             with EmbeddingCache(encoder) as cache:
-                result = evaluate(
-                    data, queries, model, encoder, seed=seed, extras=extras,
-                    embed_texts=cache.encode,
-                )  # fmt: skip
-        except (EvaluationError, GalleryError) as exc:
+                pipeline = QueryPipeline(model, encoder, encode_texts=cache.encode)
+                result = evaluate(data, queries, pipeline, seed=seed, extras=extras)
+        except (EvaluationError, GalleryError, PipelineError) as exc:
             fail(str(exc))
         typer.echo(json.dumps(result, indent=2))
 
@@ -206,7 +205,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Zero-shot: rank the given labels for one skeleton sequence."""
         import numpy as np
-        from gaitsearch.model.classify import classify_sequence, parse_labels
+        from gaitsearch.model.classify import parse_labels
+        from gaitsearch.model.query_pipeline import PipelineError, QueryPipeline
         from gaitsearch.model.skeleton import SkeletonError, to_openpose18
 
         names = parse_labels(labels)
@@ -224,7 +224,10 @@ def register(app: typer.Typer) -> None:
                 fail(str(exc))
             fail(f"{sequence}: not a readable .npy array ({exc})")
         model, encoder = _checkpoint_and_encoder(checkpoint)
-        ranked = classify_sequence(model, encoder, seq, fps, names)
+        try:
+            ranked = QueryPipeline(model, encoder).rank_labels(seq, fps, names)
+        except PipelineError as exc:
+            fail(str(exc))
         if as_json:
             typer.echo(json.dumps([{"label": n, "score": s} for n, s in ranked]))
         else:

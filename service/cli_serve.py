@@ -41,10 +41,8 @@ def _settings(**overrides: Any):
 def _preload(settings) -> tuple[Any, Any]:
     """Load checkpoint, text encoder and index once before uvicorn starts, so a problem is
     one clear line instead of a failed server start-up."""
-    from gaitsearch.index.live import IndexLoadError, current_version, load_index
-    from gaitsearch.model.checkpoint import CheckpointError, load_checkpoint
-    from gaitsearch.model.text_encoder import TextEncoderError
-    from gaitsearch.service.app import text_encoder_for
+    from gaitsearch.index.live import current_version
+    from gaitsearch.index.retriever import Retriever, RetrieverError
 
     index_dir = Path(settings.index_dir)
     if current_version(index_dir) is None:
@@ -53,16 +51,11 @@ def _preload(settings) -> tuple[Any, Any]:
             "(build one: gaitsearch index build --data DIR --index-dir D)"
         )
     try:
-        model = load_checkpoint(settings.checkpoint)
-        encoder = text_encoder_for(model, settings.text_encoder)
-        model.check_text_encoder(encoder.fingerprint, encoder.name)
-        index = load_index(index_dir)
-        try:
-            index.check_compatible(model.fingerprint, encoder.fingerprint)
-        finally:
-            index.close()
-    except (CheckpointError, TextEncoderError, IndexLoadError) as exc:
+        retriever = Retriever.open(index_dir, settings.checkpoint, settings.text_encoder)
+    except RetrieverError as exc:
         fail(str(exc))
+    retriever.close()
+    model, encoder = retriever.model, retriever.text_encoder
     return model, encoder
 
 
@@ -108,32 +101,25 @@ def search(
     index_dir: Path = typer.Option(None, "--index-dir", help=INDEX_DIR_HELP),
     k: int = typer.Option(10, "-k", "--k", min=1, max=1000, help="How many results."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON response instead."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help=CHECKPOINT_HELP),
 ) -> None:
-    """Search an index from the command line (no server needed)."""
-    from gaitsearch.index.live import IndexLoadError, load_index
-    from gaitsearch.model.text_encoder import TextEncoderError, load_text_encoder
+    """Search an index from the command line (no server needed): the same pipeline and
+    the same hits as GET /search over the same index."""
+    from gaitsearch.index.retriever import Retriever, RetrieverError, results_json
     from gaitsearch.service.schemas import MAX_QUERY_CHARS
 
     if not text.strip():
         fail("TEXT: the query must not be empty")
     if len(text) > MAX_QUERY_CHARS:
         fail(f"TEXT: the query is longer than {MAX_QUERY_CHARS} characters")
-    settings = _settings(index_dir=index_dir)
+    settings = _settings(index_dir=index_dir, checkpoint=checkpoint)
     try:
-        index = load_index(settings.index_dir)
-    except IndexLoadError as exc:
+        retriever = Retriever.open(settings.index_dir, settings.checkpoint, settings.text_encoder)
+    except RetrieverError as exc:
         fail(str(exc))
-    manifest_encoder = index.manifest.text_encoder
-    try:
-        encoder = load_text_encoder(settings.text_encoder or manifest_encoder.name)
-        index.check_compatible(index.manifest.checkpoint_fingerprint, encoder.fingerprint)
-    except (TextEncoderError, IndexLoadError) as exc:
-        fail(str(exc))
-    hits = index.search(encoder.encode([text]), k)[0]
-    results = [
-        {"rank": i + 1, "id": h.id, "score": round(h.score, 4), "metadata": h.metadata}
-        for i, h in enumerate(hits)
-    ]
+    index = retriever.index
+    assert index is not None
+    results = results_json(retriever.search([text], k)[0])
     if as_json:
         doc = {"query": text, "k": k, "index_version": index.version, "results": results}
         typer.echo(json.dumps(doc, indent=2))

@@ -22,7 +22,8 @@ class ServiceState:
     metrics: ServiceMetrics
     holder: IndexHolder | None = None
     engine: SearchEngine | None = None
-    model: Any = None  # GaitModel, for query by example and classify
+    model: Any = None  # GaitModel
+    retriever: Any = None  # index.retriever.Retriever: the one query pipeline
     text_encoder: Any = None
     loading: str = "starting"
     extras: dict[str, Any] = field(default_factory=dict)

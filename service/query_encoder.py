@@ -340,26 +340,3 @@ def build_query_encoder(
         return lean
     log.warning("using the torch query encoder")
     return reference
-
-
-class ModelSpaceQueryEncoder:
-    """A text query encoder followed by the checkpoint's query head: texts → vectors in the
-    model's search space (used when that space is not the text space itself, see
-    :mod:`gaitsearch.model.query_head`). The head is a few hundred multiply-adds per value,
-    run in numpy on the encoder's batch."""
-
-    def __init__(self, inner: Any, model: Any) -> None:
-        self.inner = inner
-        self.model = model
-        self.dim = int(model.dim)
-        self.backend = getattr(inner, "backend", "?")
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.embed_queries(self.inner.encode(texts))
-
-
-def for_model(query_encoder: Any, model: Any) -> Any:
-    """``query_encoder`` itself for a text-space model, else wrapped by its query head."""
-    if getattr(model, "space", "text") == "text":
-        return query_encoder
-    return ModelSpaceQueryEncoder(query_encoder, model)

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
-from gaitsearch.model.classify import label_phrases, pool_prototypes
+from gaitsearch.index.retriever import results_json
+from gaitsearch.model.classify import label_phrases
 from gaitsearch.service import errors
 from gaitsearch.service.deps import ServiceState, get_engine, get_state, json_response, live_index
 from gaitsearch.service.schemas import (
@@ -116,7 +117,7 @@ async def search_by_example(
         fps = float(meta.get("fps") or fps)
     else:
         keypoints = errors.check_keypoints(body.keypoints)
-    vector = await engine.run_in_thread(_example_vector, state.model, keypoints, fps)
+    vector = await engine.run_in_thread(state.retriever.example_vectors, [keypoints], [fps])
     # One extra hit so the example itself can be dropped from its own neighbours.
     want = body.k + (1 if body.id else 0)
     hits = (await search_index(engine, index, vector, want, filters))[0]
@@ -127,7 +128,7 @@ async def search_by_example(
             "index_version": index.version,
             "took_ms": _ms(start),
             "example_id": body.id,
-            "results": _results(hits),
+            "results": results_json(hits),
         }
     )
 
@@ -140,13 +141,13 @@ async def classify(
 ) -> Response:
     start = time.perf_counter()
     keypoints = errors.check_keypoints(body.keypoints)
-    walk = await engine.run_in_thread(_embed_walk, state.model, keypoints, body.fps)
-    # The same prototypes as `gaitsearch classify`: each label's phrases, through the query
-    # path (cached and batched like searches), averaged.
+    retriever = state.retriever
+    walk = await engine.run_in_thread(retriever.walk_vector, keypoints, body.fps)
+    # The same prototypes as `gaitsearch classify` (Retriever.rank_labels): each label's
+    # phrases, through the query path (cached and batched like searches), pooled.
     groups = [label_phrases(label) for label in body.labels]
     vectors = await engine.embed([p for g in groups for p in g])
-    normalise = getattr(state.model, "space", "text") == "text"
-    scores = pool_prototypes(vectors, [len(g) for g in groups], normalise) @ walk[0]
+    scores = retriever.label_scores(walk, vectors, [len(g) for g in groups])
     order = np.argsort(-scores, kind="stable")
     ranked = [{"label": body.labels[i], "score": round(float(scores[i]), 6)} for i in order]
     return json_response({"took_ms": _ms(start), "labels": ranked})
@@ -168,7 +169,7 @@ async def _search_one(
     state.metrics.result_cache.labels("hit" if results is not None else "miss").inc()
     if results is None:
         vector = await engine.embed([text])
-        results = _results((await search_index(engine, index, vector, k, filters))[0])
+        results = results_json((await search_index(engine, index, vector, k, filters))[0])
         engine.results.put(key, results)
     return json_response(
         {
@@ -221,29 +222,13 @@ def check_filters(index: Any, filters: dict[str, Any] | None) -> dict[str, Any] 
     return filters
 
 
-def _embed_walk(model: Any, keypoints: np.ndarray, fps: float) -> np.ndarray:
-    return model.embed_sequences([keypoints], [fps])
-
-
-def _example_vector(model: Any, keypoints: np.ndarray, fps: float) -> np.ndarray:
-    """A walk as a query vector ("more like this"): see ``GaitModel.embed_examples``."""
-    return model.embed_examples([keypoints], [fps])
-
-
-def _results(hits: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {"rank": i + 1, "id": h.id, "score": round(float(h.score), 6), "metadata": h.metadata}
-        for i, h in enumerate(hits)
-    ]
-
-
 def _response(text: str, k: int, version: str, took: float, hits: list[Any]) -> dict[str, Any]:
     return {
         "query": text,
         "k": k,
         "index_version": version,
         "took_ms": took,
-        "results": _results(hits),
+        "results": results_json(hits),
     }
 
 

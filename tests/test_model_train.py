@@ -12,6 +12,7 @@ from gaitsearch.model.attributes import ATTRIBUTES
 from gaitsearch.model.checkpoint import CheckpointError, load_checkpoint
 from gaitsearch.model.embedding_cache import EmbeddingCache
 from gaitsearch.model.gallery import GalleryWriter, SequenceRecord
+from gaitsearch.model.query_pipeline import QueryPipeline
 from gaitsearch.service.cli import app
 from typer.testing import CliRunner
 
@@ -133,7 +134,6 @@ def test_attribute_caption_training_learns_the_synthetic_world(
         assert ATTRIBUTES["footwear"][int(block.argmax())] == "heels" and block.max() > 0.5
         # Zero-shot labels score as log-likelihood ratios (view: what a tiny model learns
         # first; pace takes longer than this test trains).
-        from gaitsearch.model.classify import classify_sequence
         from gaitsearch.model.gallery import iter_gallery
 
         labels = ["seen from the side", "seen from the front"]
@@ -141,11 +141,13 @@ def test_attribute_caption_training_learns_the_synthetic_world(
         for record, arr in iter_gallery(test_dir):
             view = record.attributes["view"]
             if view in ("side", "front"):
-                ranked = classify_sequence(model, text_encoder, arr, record.fps, labels)
+                ranked = QueryPipeline(model, text_encoder).rank_labels(arr, record.fps, labels)
                 hits += ranked[0][0] == labels[view == "front"]
                 total += 1
         assert total > 20 and hits / total > 0.9
-    result = evaluate(test_dir, test_dir / "queries.jsonl", model, text_encoder, extras=False)
+    result = evaluate(
+        test_dir, test_dir / "queries.jsonl", QueryPipeline(model, text_encoder), extras=False
+    )
     assert result["map"] > 1.2 * result["random"]["map"]
 
 
@@ -156,7 +158,9 @@ def test_training_lowers_the_loss_and_beats_random(trained, toy, text_encoder) -
     losses = [h["loss"] for h in summary["history"]]
     assert losses[-1] < 0.8 * losses[0]
     model = load_checkpoint(cfg.out)
-    result = evaluate(toy[1], toy[1] / "queries.jsonl", model, text_encoder, extras=False)
+    result = evaluate(
+        toy[1], toy[1] / "queries.jsonl", QueryPipeline(model, text_encoder), extras=False
+    )
     assert result["map"] > 1.5 * result["random"]["map"]
     assert model.config.training["data_summary"]["sequences"] == 240
     assert model.config.text_encoder.fingerprint == text_encoder.fingerprint
@@ -211,7 +215,6 @@ def test_eval_cli_bad_queries_file(trained, toy, tmp_path) -> None:
 
 
 def test_classify_ranks_labels(trained, toy, text_encoder) -> None:
-    from gaitsearch.model.classify import classify_sequence
     from gaitsearch.model.gallery import iter_gallery
 
     model = load_checkpoint(trained[0].out)
@@ -219,7 +222,7 @@ def test_classify_ranks_labels(trained, toy, text_encoder) -> None:
     hits = 0
     pairs = list(iter_gallery(toy[1]))
     for record, arr in pairs:
-        ranked = classify_sequence(model, text_encoder, arr, record.fps, labels)
+        ranked = QueryPipeline(model, text_encoder).rank_labels(arr, record.fps, labels)
         assert sorted(n for n, _ in ranked) == sorted(labels)
         assert ranked[0][1] >= ranked[1][1]
         truth = "walking slowly" if record.attributes["pace"] == "slow" else "hurrying"

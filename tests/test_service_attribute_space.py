@@ -76,13 +76,13 @@ def test_classify_scores_labels_in_the_same_space(client, model, walks, text_enc
     r = client.post("/classify", json={"keypoints": arr.tolist(), "labels": labels})
     assert r.status_code == 200
     got = {x["label"]: x["score"] for x in r.json()["labels"]}
-    from gaitsearch.model.classify import label_prototypes
+    from gaitsearch.model.query_pipeline import QueryPipeline
 
-    walk = model.embed_sequences([arr], [record.fps])[0]
-    want = label_prototypes(text_encoder, labels, model) @ walk  # what the CLI computes
-    assert np.allclose([got[label] for label in labels], want, atol=1e-4)
+    # what `gaitsearch classify` computes
+    want = dict(QueryPipeline(model, text_encoder).rank_labels(arr, record.fps, labels))
+    assert np.allclose([got[label] for label in labels], [want[x] for x in labels], atol=1e-4)
 
 
 def test_query_head_rejects_vectors_of_the_wrong_size(model):
-    with pytest.raises(ValueError, match="query head expects"):
+    with pytest.raises(ValueError, match="reads 384-d text embeddings"):
         model.embed_queries(np.zeros((1, 7), dtype=np.float32))

@@ -15,6 +15,7 @@ runner = CliRunner()
 
 def test_search_prints_ranked_results(service_index):  # noqa: F811
     args = ["search", QUERY, "--index-dir", str(service_index.index_dir), "-k", "4"]
+    args += ["--checkpoint", str(service_index.checkpoint)]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -30,6 +31,15 @@ def test_missing_index_is_one_clear_error_line(tmp_path, command):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "CURRENT" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_search_refuses_a_checkpoint_the_index_was_not_built_with(service_index):  # noqa: F811
+    # No --checkpoint: the shipped one, which did not build this (tiny-checkpoint) index.
+    result = runner.invoke(app, ["search", QUERY, "--index-dir", str(service_index.index_dir)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "checkpoint" in lines[0]
     assert "Traceback" not in result.output
 
 

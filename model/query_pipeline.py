@@ -1,0 +1,100 @@
+"""Text and walks into a checkpoint's search space: the model half of the one query pipeline.
+
+:class:`QueryPipeline` is built from a checkpoint (a
+:class:`~gaitsearch.model.gait_model.GaitModel`) and the frozen text encoder it was trained
+with, and refuses any other text encoder. It is the only way text becomes query vectors
+(``query_vectors``), walks become example queries (``example_vectors``) and free-text labels
+are scored for a walk (``rank_labels``). :class:`gaitsearch.index.retriever.Retriever` adds
+the index (hits and metadata) on top; ``eval`` and training's validation use this half, which
+needs no index. Nothing here branches on the search space: that is the checkpoint's
+:class:`~gaitsearch.model.search_space.SearchSpace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gaitsearch.model.gait_model import GaitModel
+
+
+class PipelineError(RuntimeError):
+    """The checkpoint, text encoder (or index) do not fit together; the message says why."""
+
+
+class QueryPipeline:
+    """Checkpoint + its frozen text encoder, checked against each other once."""
+
+    def __init__(
+        self,
+        model: GaitModel,
+        text_encoder: Any,
+        *,
+        encode_texts: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> None:
+        """``encode_texts`` replaces ``text_encoder.encode`` for the frozen text embeddings
+        (the service's ONNX query encoder, or a disk cache); it must give the same vectors."""
+        from gaitsearch.model.checkpoint import CheckpointError
+
+        try:
+            model.check_text_encoder(text_encoder.fingerprint, text_encoder.name)
+        except CheckpointError as exc:
+            raise PipelineError(str(exc)) from exc
+        self.model = model
+        self.text_encoder = text_encoder
+        self.space = model.search_space
+        self.dim = int(model.dim)
+        self._encode_texts = encode_texts or text_encoder.encode
+
+    # -- text → vectors ---------------------------------------------------------------
+    def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """The frozen text encoder's embeddings ``(n, text_dim)`` of ``texts``."""
+        return np.asarray(self._encode_texts(list(texts)), dtype=np.float32)
+
+    def query_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, dim)`` query vectors of ``texts`` in the index's space."""
+        return self.space.query_vectors(self.text_vectors(texts))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """:meth:`query_vectors` under the name the service's engine calls (its
+        ``QueryEncoder`` protocol: ``dim`` and ``encode``)."""
+        return self.query_vectors(texts)
+
+    def example_vectors(
+        self, sequences: Sequence[np.ndarray], fps: Sequence[float] | None = None
+    ) -> np.ndarray:
+        """Walks as query vectors ("more like this")."""
+        return self.model.embed_examples(sequences, fps)
+
+    # -- zero-shot labels -------------------------------------------------------------
+    def walk_vector(self, keypoints: np.ndarray, fps: float) -> np.ndarray:
+        """One walk's gallery vector ``(dim,)``, as the index would store it."""
+        return self.model.embed_sequences([keypoints], [fps])[0]
+
+    def label_scores(
+        self, walk: np.ndarray, phrase_vectors: np.ndarray, counts: list[int]
+    ) -> np.ndarray:
+        """Score of each label for a walk vector: the label's prototype (the pooled query
+        vectors of its ``counts[i]`` phrases) against the walk."""
+        return self.space.pool_prototypes(phrase_vectors, counts) @ walk
+
+    def rank_labels(
+        self, keypoints: np.ndarray, fps: float, labels: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        """``labels`` ranked for one walk (cosine in the text space, log-likelihood ratio in
+        the attribute space). Raises ``ValueError`` for an empty label list."""
+        from gaitsearch.model.classify import label_phrases
+
+        labels = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
+        if not labels:
+            raise ValueError("give at least one label")
+        groups = [label_phrases(label) for label in labels]
+        vectors = self.query_vectors([p for g in groups for p in g])
+        scores = self.label_scores(
+            self.walk_vector(keypoints, fps), vectors, [len(g) for g in groups]
+        )
+        order = np.argsort(-scores, kind="stable")
+        return [(labels[i], float(scores[i])) for i in order]

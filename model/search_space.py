@@ -1,0 +1,150 @@
+"""Search spaces: what a checkpoint's index vectors and query vectors mean.
+
+A checkpoint scores a walk against a query by the inner product of two vectors. What those
+vectors are depends on the space the checkpoint was trained for, and everything that differs
+between spaces lives here, in one class per space, chosen once from the checkpoint config by
+:func:`space_for`:
+
+- :class:`TextSpace` (the paper's): walks are L2-normalised points in the frozen text
+  encoder's space; a query is its own normalised text embedding; the score is a cosine.
+- :class:`AttributeSpace` (the shipped default): walks are attribute log-likelihood ratios,
+  a query is the query head's reading of what it names (see :mod:`gaitsearch.model.query_head`);
+  the score is the log-likelihood ratio, in nats, of what the query names.
+
+A third space is one new subclass registered in :data:`SPACES`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import torch
+from gaitsearch.model.query_head import flush_to_zero, query_vectors_numpy
+
+if TYPE_CHECKING:
+    from gaitsearch.model.motion_encoder import MotionEncoder
+
+
+class SearchSpace:
+    """One search space, bound to a motion encoder (for the weights a space reads)."""
+
+    name: ClassVar[str] = ""
+    #: whether label prototypes (means of phrase vectors) are renormalised before scoring
+    normalise_prototypes: ClassVar[bool] = False
+
+    def __init__(self, encoder: MotionEncoder) -> None:
+        self.encoder = encoder
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.config.out_dim)
+
+    @property
+    def text_dim(self) -> int | None:
+        """The text-embedding width this space reads queries from (None: any)."""
+        return None
+
+    def gallery_vectors(self, encoded: torch.Tensor) -> torch.Tensor:
+        """The motion encoder's output ``(B, dim)`` → the vectors stored in the index."""
+        raise NotImplementedError
+
+    def query_vectors(self, text_vectors: np.ndarray) -> np.ndarray:
+        """Frozen text embeddings ``(n, text_dim)`` → query vectors ``(n, dim)``."""
+        raise NotImplementedError
+
+    def example_vectors(self, gallery_vectors: np.ndarray) -> np.ndarray:
+        """Gallery vectors of example walks → query vectors for "more like this"."""
+        raise NotImplementedError
+
+    def pool_prototypes(self, vectors: np.ndarray, counts: list[int]) -> np.ndarray:
+        """Consecutive runs of ``counts`` query vectors averaged into one label prototype each
+        (renormalised where the space scores cosines)."""
+        rows, start = [], 0
+        for n in counts:
+            proto = np.asarray(vectors[start : start + n], dtype=np.float32).mean(0)
+            if self.normalise_prototypes:
+                proto = proto / max(float(np.linalg.norm(proto)), 1e-8)
+            rows.append(proto)
+            start += n
+        return np.stack(rows).astype(np.float32)
+
+    def _check_text(self, text_vectors: np.ndarray) -> np.ndarray:
+        text_vectors = np.asarray(text_vectors, dtype=np.float32)
+        if text_vectors.ndim != 2:
+            raise ValueError(f"text vectors must be 2-D, got shape {text_vectors.shape}")
+        want = self.text_dim
+        if want is not None and text_vectors.shape[1] != want:
+            raise ValueError(
+                f"text vectors have dim {text_vectors.shape[1]}, the {self.name} space of this "
+                f"checkpoint reads {want}-d text embeddings"
+            )
+        return text_vectors
+
+
+class TextSpace(SearchSpace):
+    """Walks and queries in the frozen text encoder's space; scores are cosines."""
+
+    name = "text"
+    normalise_prototypes = True
+
+    @property
+    def text_dim(self) -> int | None:
+        return int(self.encoder.config.out_dim)
+
+    def gallery_vectors(self, encoded: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(encoded, dim=-1)
+
+    def query_vectors(self, text_vectors: np.ndarray) -> np.ndarray:
+        text_vectors = self._check_text(text_vectors)
+        norms = np.linalg.norm(text_vectors, axis=1, keepdims=True)
+        return (text_vectors / np.maximum(norms, 1e-8)).astype(np.float32)
+
+    def example_vectors(self, gallery_vectors: np.ndarray) -> np.ndarray:
+        return np.asarray(gallery_vectors, dtype=np.float32)
+
+
+class AttributeSpace(SearchSpace):
+    """Walks as attribute log-likelihood ratios, queries as the query head's named values."""
+
+    name = "attributes"
+
+    def __init__(self, encoder: MotionEncoder) -> None:
+        super().__init__(encoder)
+        head = encoder.query_head
+        # numpy copies: the query path runs no torch call per request
+        self._weight = head.linear.weight.detach().numpy().copy()
+        self._bias = head.linear.bias.detach().numpy().copy()
+        self._prior = encoder.attribute_log_prior.numpy().copy()  # type: ignore[operator]
+
+    @property
+    def text_dim(self) -> int | None:
+        return int(self._weight.shape[1])
+
+    def gallery_vectors(self, encoded: torch.Tensor) -> torch.Tensor:
+        return encoded  # the encoder's attribute head already gives log p(v|w) - log prior(v)
+
+    def query_vectors(self, text_vectors: np.ndarray) -> np.ndarray:
+        text_vectors = self._check_text(text_vectors)
+        return query_vectors_numpy(
+            text_vectors, self._weight, self._bias, self.encoder.attribute_sizes,
+            self.encoder.config.query_temperature,
+        )  # fmt: skip
+
+    def example_vectors(self, gallery_vectors: np.ndarray) -> np.ndarray:
+        """The example's recognised attribute distribution: a gallery walk then scores the
+        expected log-likelihood ratio of the example's attributes (so the example itself,
+        and walks recognised alike, rank first)."""
+        return flush_to_zero(np.exp(np.asarray(gallery_vectors) + self._prior).astype(np.float32))
+
+
+SPACES: dict[str, type[SearchSpace]] = {cls.name: cls for cls in (TextSpace, AttributeSpace)}
+
+
+def space_for(encoder: MotionEncoder) -> SearchSpace:
+    """The search space a motion encoder's config names."""
+    name = encoder.config.space
+    try:
+        return SPACES[name](encoder)
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
