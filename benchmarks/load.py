@@ -1,7 +1,10 @@
 """Load benchmark of the search service on loopback: the fast path against a naive baseline.
 
-Each configuration runs as a real ``gaitsearch serve`` process (uvicorn, one worker) on
-127.0.0.1; this process is the client (httpx, asyncio), so server and client share the
+Each configuration runs as a real server process (uvicorn, one worker) on 127.0.0.1: the
+shipped ``gaitsearch serve``, or ``benchmarks/baselines.py serve`` for the configurations
+that switch off what the shipped service always does (micro-batching, search batching, the
+FAISS search: those switches are benchmark baselines injected into the app factory, not
+settings); this process is the client (httpx, asyncio), so server and client share the
 machine's cores the way a single-box deployment would. Configurations, each adding one idea:
 
   naive      torch encoder, no cache, no micro-batching, exact numpy search (the baseline)
@@ -44,27 +47,23 @@ import numpy as np
 
 DEFAULT_INDEX = Path("/work/bench/idx217k")
 NO_CACHE = {"GAITSEARCH_QUERY_CACHE_SIZE": "0", "GAITSEARCH_RESULT_CACHE_SIZE": "0"}
+# Keys starting with "--" are flags of benchmarks/baselines.py serve; the rest are settings.
+UNBATCHED = {"--no-micro-batching": "", "--no-search-batching": ""}
 CONFIGS: dict[str, dict[str, str]] = {
     "naive": {
         "GAITSEARCH_ENCODER_BACKEND": "torch",
         **NO_CACHE,
-        "GAITSEARCH_MICRO_BATCHING": "false",
-        "GAITSEARCH_SEARCH_BATCHING": "false",
-        "GAITSEARCH_EXACT_SEARCH": "true",
+        **UNBATCHED,
+        "--exact-search": "",
     },
-    "+faiss": {
-        "GAITSEARCH_ENCODER_BACKEND": "torch",
-        **NO_CACHE,
-        "GAITSEARCH_MICRO_BATCHING": "false",
-        "GAITSEARCH_SEARCH_BATCHING": "false",
-    },
+    "+faiss": {"GAITSEARCH_ENCODER_BACKEND": "torch", **NO_CACHE, **UNBATCHED},
     "+batching": {"GAITSEARCH_ENCODER_BACKEND": "torch", **NO_CACHE},
     "+onnx": {"GAITSEARCH_ENCODER_BACKEND": "onnx", **NO_CACHE},
     "+bf16": {"GAITSEARCH_ENCODER_BACKEND": "torch-bf16", **NO_CACHE},
     "+query-cache": {"GAITSEARCH_ENCODER_BACKEND": "onnx", "GAITSEARCH_RESULT_CACHE_SIZE": "0"},
     "fast": {},
     # Ablation: the fast path with each search its own index call.
-    "fast-unbatched-search": {"GAITSEARCH_SEARCH_BATCHING": "false"},
+    "fast-unbatched-search": {"--no-search-batching": ""},
     # The int8 query encoder (opt-in): the +onnx step and the full fast path with it.
     "+int8": {"GAITSEARCH_ENCODER_BACKEND": "onnx-int8", **NO_CACHE},
     "fast-int8": {"GAITSEARCH_ENCODER_BACKEND": "onnx-int8"},
@@ -197,11 +196,17 @@ def start_server(
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "GAITSEARCH_LOG_LEVEL": "warning",
-        **env_overrides,
+        **{k: v for k, v in env_overrides.items() if not k.startswith("--")},
     }
+    flags = [k for k in env_overrides if k.startswith("--")]
+    program = (
+        [str(Path(__file__).with_name("baselines.py"))]
+        if flags
+        else ["-m", "gaitsearch.service.cli"]
+    )
     cmd = [
-        sys.executable, "-m", "gaitsearch.service.cli", "serve",
-        "--index-dir", str(index_dir), "--port", str(port),
+        sys.executable, *program, "serve",
+        "--index-dir", str(index_dir), "--port", str(port), *flags,
     ]  # fmt: skip
     if checkpoint:
         cmd += ["--checkpoint", str(checkpoint)]

@@ -40,16 +40,21 @@ def create_app(
     index_loader: Callable[[Path, str | None], Any] | None = None,
     current_version: Callable[[Path], str | None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    engine_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     """Build the app. ``model``/``text_encoder``/``index_loader`` may be injected (tests,
-    benchmarks); otherwise they come from the settings when the app starts."""
+    benchmarks); otherwise they come from the settings when the app starts.
+    ``engine_options`` override :class:`SearchEngine` arguments (the benchmarks' baselines
+    turn micro-batching and search batching off this way)."""
     settings = settings or Settings()
     metrics = ServiceMetrics()
     state = ServiceState(settings=settings, metrics=metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(_load, state, model, text_encoder, index_loader, current_version)
+        await asyncio.to_thread(
+            _load, state, model, text_encoder, index_loader, current_version, engine_options
+        )
         if on_ready:
             on_ready()
         watcher = None
@@ -107,6 +112,7 @@ def _load(
     text_encoder: Any,
     index_loader: Callable[[Path, str | None], Any] | None,
     current_version: Callable[[Path], str | None] | None,
+    engine_options: dict[str, Any] | None = None,
 ) -> None:
     from gaitsearch.index.retriever import Retriever, text_encoder_for
     from gaitsearch.service.query_encoder import build_query_encoder
@@ -133,12 +139,11 @@ def _load(
         retriever,
         cache_size=settings.query_cache_size,
         result_cache_size=settings.result_cache_size,
-        micro_batching=settings.micro_batching,
-        search_batching=settings.search_batching,
         max_batch=settings.max_micro_batch,
         search_threads=settings.search_threads,
         on_cache=_count_cache(metrics),
         on_batch=metrics.encoder_batch.observe,
+        **(engine_options or {}),
     )
     state.extras["encoder_backend"] = getattr(query_encoder, "backend", "?")
 
@@ -153,11 +158,6 @@ def _load(
         # One query per call: a team of OpenMP threads would only spin and steal the CPU.
         state.extras["faiss_threads_before"] = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(settings.faiss_threads)
-    if settings.exact_search:
-        from gaitsearch.service.exact_search import exact_loader
-
-        index_loader = exact_loader(index_loader)
-
     warm = warmup_check(retriever.dim)
 
     def validate(index: Any) -> None:

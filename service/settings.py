@@ -40,18 +40,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_k: int = Field(default=100, ge=1, le=HARD_MAX_K)
-    max_query_chars: int = Field(default=1000, ge=1, le=10_000)
     max_batch_queries: int = Field(default=64, ge=1, le=1024)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     allowed_origins: list[str] = Field(default_factory=list)
     # Query path (see service/search_engine.py); all on = the fast path.
     query_cache_size: int = Field(default=4096, ge=0)
     result_cache_size: int = Field(default=1024, ge=0)
-    micro_batching: bool = True
-    search_batching: bool = Field(
-        default=True,
-        description="Merge concurrent unfiltered searches into one index call.",
-    )
     max_micro_batch: int = Field(default=64, ge=1, le=1024)
     encoder_backend: Literal["torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
         default="onnx",
@@ -67,9 +61,6 @@ class Settings(BaseSettings):
         "paths); 0 = the library default (one per core).",
     )
     cache_dir: Path | None = Field(default=None, description="Where the ONNX export is kept.")
-    exact_search: bool = Field(
-        default=False, description="Brute-force numpy search (the naive benchmark baseline)."
-    )
     search_threads: int = Field(default=4, ge=1, le=64)
     faiss_threads: int = Field(
         default=1, ge=0, le=64, description="OpenMP threads per FAISS search; 0 = FAISS default."

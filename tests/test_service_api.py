@@ -319,19 +319,6 @@ def test_cors_allows_only_the_configured_origins(service_index, text_encoder):  
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_the_naive_baselines_numpy_search_agrees_with_the_index(service_index):  # noqa: F811
-    from gaitsearch.index.live import load_index
-    from gaitsearch.service.exact_search import ExactSearchIndex
-
-    index = load_index(service_index.index_dir)
-    exact = ExactSearchIndex(index)
-    queries = exact._vectors[:4]
-    want = [[h.id for h in row] for row in index.search(queries, 5)]
-    got = [[h.id for h in row] for row in exact.search(queries, 5)]
-    assert got == want  # the small test index is exact (flat), so the two must agree
-    index.close()
-
-
 def test_openapi_states_the_configured_limits(client):
     doc = client.get("/openapi.json").json()
     k_param = next(p for p in doc["paths"]["/search"]["get"]["parameters"] if p["name"] == "k")
