@@ -16,7 +16,8 @@ Two heads map the pooled features into the text space:
   land. Measured on the synthetic world: mAP 2.45× random vs 2.12× for the projection head of
   the same trained encoder.
 
-Two search spaces (``space``):
+Two search spaces (``space``), each one class of :mod:`gaitsearch.model.search_space`, which
+also builds the heads after pooling:
 
 - ``text`` (the paper's): embeddings live in the frozen text encoder's space (L2-normalised),
   a query is its text embedding.
@@ -30,11 +31,12 @@ Two search spaces (``space``):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
-from gaitsearch.model.query_head import QueryHead
+from gaitsearch.model.search_space import SPACES
 from gaitsearch.model.skeleton import NUM_JOINTS
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from torch import nn
 
 
@@ -56,9 +58,16 @@ class MotionEncoderConfig(BaseModel):
     attribute_hidden: int = Field(default=512, ge=8)
     # Search space: "text" (out_dim = text dim) or "attributes" (out_dim = vocabulary size,
     # with a query head from text_dim and its softmax temperature).
-    space: str = Field(default="text", pattern="^(text|attributes)$")
+    space: str = "text"
     text_dim: int | None = Field(default=None, ge=1)
     query_temperature: float = Field(default=0.25, gt=0)
+
+    @field_validator("space")
+    @classmethod
+    def _known_space(cls, value: str) -> str:
+        if value not in SPACES:
+            raise ValueError(f"unknown search space {value!r}; known: {', '.join(SPACES)}")
+        return value
 
 
 PRESETS: dict[str, dict[str, object]] = {
@@ -122,38 +131,9 @@ class MotionEncoder(nn.Module):
         self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
         vocab = config.attribute_vocabulary
         self.attribute_sizes = [len(v) for v in vocab.values()] if vocab else []
-        if config.space == "attributes":
-            self._init_attribute_space(config)
-        elif not vocab:
-            self.head = nn.Sequential(
-                nn.Linear(config.d_model, config.d_model),
-                nn.GELU(),
-                nn.Linear(config.d_model, config.out_dim),
-            )
-        else:
-            if any(n < 2 for n in self.attribute_sizes):
-                raise ValueError("every attribute group needs at least two values")
-            n = sum(self.attribute_sizes)
-            self.attribute_logits = nn.Linear(config.d_model, n)
-            self.attribute_map = nn.Sequential(
-                nn.Linear(n, config.attribute_hidden),
-                nn.GELU(),
-                nn.Linear(config.attribute_hidden, config.out_dim),
-            )
-
-    def _init_attribute_space(self, config: MotionEncoderConfig) -> None:
-        n = sum(self.attribute_sizes)
-        if not self.attribute_sizes or any(k < 2 for k in self.attribute_sizes):
-            raise ValueError("the attribute space needs a vocabulary of groups with 2+ values")
-        if config.out_dim != n or not config.text_dim:
-            raise ValueError(
-                f"the attribute space needs out_dim = {n} (vocabulary size) and a text_dim"
-            )
-        self.attribute_logits = nn.Linear(config.d_model, n)
-        # log prior(value) per group (training-set frequencies), subtracted from log p(value).
-        prior = torch.cat([torch.full((k,), -math.log(k)) for k in self.attribute_sizes])
-        self.register_buffer("attribute_log_prior", prior)
-        self.query_head = QueryHead(config.text_dim, self.attribute_sizes, config.query_temperature)
+        # The heads after pooling depend on the search space: its class builds them.
+        self.search_space_class = SPACES[config.space]
+        self.search_space_class.build_heads(self, config)
 
     @property
     def space(self) -> str:
@@ -164,19 +144,13 @@ class MotionEncoder(nn.Module):
         return self.embed_features(self.features(x, mask))
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Pooled features → the search space: the text space (through the attribute
-        bottleneck if there is one) or the attribute log-likelihood ratios."""
-        if self.config.space == "attributes":
-            log_p = torch.cat([g.log_softmax(-1) for g in self.group_logits(features)], dim=-1)
-            prior: torch.Tensor = self.attribute_log_prior  # type: ignore[assignment]
-            return log_p - prior
-        if self.attribute_sizes:
-            return self.attribute_map(self.attribute_probabilities(features))
-        return self.head(features)
+        """Pooled features → the search space (see :mod:`gaitsearch.model.search_space`)."""
+        return self.search_space_class.project(self, features)
 
     def group_logits(self, features: torch.Tensor) -> list[torch.Tensor]:
         """Per attribute group, ``(B, n_values)`` logits (bottleneck head only)."""
-        return list(self.attribute_logits(features).split(self.attribute_sizes, dim=-1))
+        logits: Any = self.attribute_logits  # built by the search space's build_heads
+        return list(logits(features).split(self.attribute_sizes, dim=-1))
 
     def attribute_probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, sum of values)``: the groups' softmaxes side by side."""

@@ -16,14 +16,16 @@ A third space is one new subclass registered in :data:`SPACES`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
-from gaitsearch.model.query_head import flush_to_zero, query_vectors_numpy
+from gaitsearch.model.query_head import QueryHead, flush_to_zero, query_vectors_numpy
+from torch import nn
 
 if TYPE_CHECKING:
-    from gaitsearch.model.motion_encoder import MotionEncoder
+    from gaitsearch.model.motion_encoder import MotionEncoder, MotionEncoderConfig
 
 
 class SearchSpace:
@@ -35,6 +37,17 @@ class SearchSpace:
 
     def __init__(self, encoder: MotionEncoder) -> None:
         self.encoder = encoder
+
+    # -- the motion encoder's side (class methods: they run while the encoder is built) --
+    @classmethod
+    def build_heads(cls, encoder: MotionEncoder, config: MotionEncoderConfig) -> None:
+        """Add the modules that map pooled features into this space to ``encoder``."""
+        raise NotImplementedError
+
+    @classmethod
+    def project(cls, encoder: MotionEncoder, features: torch.Tensor) -> torch.Tensor:
+        """Pooled ``(B, d_model)`` features → ``(B, dim)`` (before :meth:`gallery_vectors`)."""
+        raise NotImplementedError
 
     @property
     def dim(self) -> int:
@@ -88,6 +101,35 @@ class TextSpace(SearchSpace):
     name = "text"
     normalise_prototypes = True
 
+    @classmethod
+    def build_heads(cls, encoder: MotionEncoder, config: MotionEncoderConfig) -> None:
+        """The paper's projection MLP, or (with a vocabulary) the attribute bottleneck: one
+        softmax per group, then an MLP from those probabilities into the text space."""
+        if not encoder.attribute_sizes:
+            encoder.head = nn.Sequential(
+                nn.Linear(config.d_model, config.d_model),
+                nn.GELU(),
+                nn.Linear(config.d_model, config.out_dim),
+            )
+            return
+        if any(n < 2 for n in encoder.attribute_sizes):
+            raise ValueError("every attribute group needs at least two values")
+        n = sum(encoder.attribute_sizes)
+        encoder.attribute_logits = nn.Linear(config.d_model, n)
+        encoder.attribute_map = nn.Sequential(
+            nn.Linear(n, config.attribute_hidden),
+            nn.GELU(),
+            nn.Linear(config.attribute_hidden, config.out_dim),
+        )
+
+    @classmethod
+    def project(cls, encoder: MotionEncoder, features: torch.Tensor) -> torch.Tensor:
+        if encoder.attribute_sizes:
+            mapped: Any = encoder.attribute_map
+            return mapped(encoder.attribute_probabilities(features))  # type: ignore[no-any-return]
+        head: Any = encoder.head
+        return head(features)  # type: ignore[no-any-return]
+
     @property
     def text_dim(self) -> int | None:
         return int(self.encoder.config.out_dim)
@@ -108,6 +150,30 @@ class AttributeSpace(SearchSpace):
     """Walks as attribute log-likelihood ratios, queries as the query head's named values."""
 
     name = "attributes"
+
+    @classmethod
+    def build_heads(cls, encoder: MotionEncoder, config: MotionEncoderConfig) -> None:
+        """Per-group attribute logits, the log prior per value, and the query head."""
+        sizes = encoder.attribute_sizes
+        n = sum(sizes)
+        if not sizes or any(k < 2 for k in sizes):
+            raise ValueError("the attribute space needs a vocabulary of groups with 2+ values")
+        if config.out_dim != n or not config.text_dim:
+            raise ValueError(
+                f"the attribute space needs out_dim = {n} (vocabulary size) and a text_dim"
+            )
+        encoder.attribute_logits = nn.Linear(config.d_model, n)
+        # log prior(value) per group (uniform here), subtracted from log p(value).
+        prior = torch.cat([torch.full((k,), -math.log(k)) for k in sizes])
+        encoder.register_buffer("attribute_log_prior", prior)
+        encoder.query_head = QueryHead(config.text_dim, sizes, config.query_temperature)
+
+    @classmethod
+    def project(cls, encoder: MotionEncoder, features: torch.Tensor) -> torch.Tensor:
+        """``log p(value | walk) - log prior(value)`` per group, side by side."""
+        log_p = torch.cat([g.log_softmax(-1) for g in encoder.group_logits(features)], dim=-1)
+        prior: torch.Tensor = encoder.attribute_log_prior  # type: ignore[assignment]
+        return log_p - prior
 
     def __init__(self, encoder: MotionEncoder) -> None:
         super().__init__(encoder)
