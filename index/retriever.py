@@ -105,8 +105,11 @@ class Retriever(QueryPipeline):
         filters: dict[str, Any] | None = None,
         index: LoadedIndex | None = None,
     ) -> list[list[Hit]]:
-        """Top-``k`` hits (with metadata) for each text."""
-        return self._index(index).search(self.query_vectors(texts), k, filters)
+        """Top-``k`` hits (with metadata) for each text; none for a text that names nothing
+        the index can be searched by (see :meth:`understood`)."""
+        vectors, understood = self.read(texts)
+        hits = self._index(index).search(vectors, k, filters)
+        return [row if u.grounded else [] for row, u in zip(hits, understood, strict=True)]
 
     def search_example(
         self,

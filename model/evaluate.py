@@ -315,7 +315,10 @@ def evaluate(
     queries = load_queries(queries_path)
     gallery = embed_gallery(model, data, on_progress=on_progress)
     text_vecs = retriever.text_vectors([q.query for q in queries])
-    out = retrieval(gallery, retriever.space.query_vectors(text_vecs), queries, seed=seed)
+    # What users get: each query answered on what it was understood as (not grounded: a zero
+    # vector, so its relevant walks rank nowhere in particular).
+    understood_vecs = retriever.read([q.query for q in queries])[0]
+    out = retrieval(gallery, understood_vecs, queries, seed=seed)
     if extras:
         out["batches_of_32"] = batches_of_32(gallery, embed, seed=seed)
         out["text_oracle"] = text_oracle(

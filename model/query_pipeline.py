@@ -12,6 +12,8 @@ needs no index. Nothing here branches on the search space: that is the checkpoin
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     from gaitsearch.model.gait_model import GaitModel
+    from gaitsearch.model.understanding import Understanding
+
+CACHE_SIZE = 4096
 
 
 class PipelineError(RuntimeError):
@@ -48,6 +53,14 @@ class QueryPipeline:
         self.space = model.search_space
         self.dim = int(model.dim)
         self._encode_texts = encode_texts or text_encoder.encode
+        from gaitsearch.model.understanding import QueryReader
+
+        self.reader = QueryReader.for_model(model)
+        # How recent texts were understood (filled by ``read``, so the service's engine, which
+        # caches vectors, can answer ``understood`` without a second encoder call).
+        self._understood: OrderedDict[str, Understanding] = OrderedDict()
+        self._words: OrderedDict[str, np.ndarray] = OrderedDict()  # single-word embeddings
+        self._lock = threading.Lock()
 
     # -- text → vectors ---------------------------------------------------------------
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
@@ -58,10 +71,47 @@ class QueryPipeline:
         """``(n, dim)`` query vectors of ``texts`` in the index's space."""
         return self.space.query_vectors(self.text_vectors(texts))
 
+    def read(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Understanding]]:
+        """What each text was understood as, and its query vector answered only on that
+        (all zeros for a text that is not grounded: it must get no results)."""
+        texts = list(texts)
+        text_vectors = self.text_vectors(texts)
+        understood = self.reader.read(texts, text_vectors, self._word_vectors)
+        vectors = self.reader.restrict(self.space.query_vectors(text_vectors), understood)
+        with self._lock:
+            for text, u in zip(texts, understood, strict=True):
+                self._understood[text] = u
+                self._understood.move_to_end(text)
+            while len(self._understood) > CACHE_SIZE:
+                self._understood.popitem(last=False)
+        return vectors, understood
+
+    def understood(self, text: str) -> Understanding:
+        """How ``text`` was understood (from the last :meth:`read` of it, else read now)."""
+        with self._lock:
+            found = self._understood.get(text)
+        return found if found is not None else self.read([text])[1][0]
+
     def encode(self, texts: list[str]) -> np.ndarray:
-        """:meth:`query_vectors` under the name the service's engine calls (its
+        """The query vectors of :meth:`read` under the name the service's engine calls (its
         ``QueryEncoder`` protocol: ``dim`` and ``encode``)."""
-        return self.query_vectors(texts)
+        return self.read(texts)[0]
+
+    def _word_vectors(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings for the reader's word analysis, single words kept in an LRU."""
+        with self._lock:
+            cached = {t: self._words[t] for t in texts if t in self._words}
+        missing = [t for t in dict.fromkeys(texts) if t not in cached]
+        if missing:
+            fresh = self.text_vectors(missing)
+            with self._lock:
+                for text, vec in zip(missing, fresh, strict=True):
+                    cached[text] = vec
+                    if " " not in text:
+                        self._words[text] = vec
+                while len(self._words) > CACHE_SIZE:
+                    self._words.popitem(last=False)
+        return np.stack([cached[t] for t in texts]).astype(np.float32)
 
     def example_vectors(
         self, sequences: Sequence[np.ndarray], fps: Sequence[float] | None = None

@@ -120,12 +120,30 @@ def search(
     index = retriever.index
     assert index is not None
     results = results_json(retriever.search([text], k)[0])
+    understood = retriever.understood(text)
     if as_json:
-        doc = {"query": text, "k": k, "index_version": index.version, "results": results}
+        doc = {
+            "query": text,
+            "k": k,
+            "index_version": index.version,
+            "understood": understood.to_dict(),
+            "results": results,
+        }
+        if not understood.grounded:
+            doc["detail"] = understood.detail
         typer.echo(json.dumps(doc, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
+
+    if not understood.grounded:
+        typer.echo(f"not understood: {understood.detail}")
+        return
+    read = " · ".join(f"{t.name}={t.value} ({t.confidence:.2f})" for t in understood.terms)
+    line = f"understood: {read}" if read else "understood: (no attribute terms)"
+    if understood.ignored:
+        line += f"   ignored: {' '.join(understood.ignored)}"
+    typer.echo(line)
 
     table = Table(title=f"{text!r}: index {index.version}, {index.count} walks")
     for col in ("rank", "score", "id", "attributes", "description"):

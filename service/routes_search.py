@@ -77,6 +77,7 @@ async def search_batch(
     filters = check_filters(index, body.filters)
     vectors = await engine.embed(body.queries)
     hits = await search_index(engine, index, vectors, body.k, filters)
+    understood = [state.retriever.understood(text) for text in body.queries]
     took = _ms(start)
     return json_response(
         {
@@ -84,8 +85,8 @@ async def search_batch(
             "index_version": index.version,
             "took_ms": took,
             "results": [
-                _response(text, body.k, index.version, took, row)
-                for text, row in zip(body.queries, hits, strict=True)
+                _response(text, body.k, index.version, took, row, u)
+                for text, row, u in zip(body.queries, hits, understood, strict=True)
             ],
         }
     )
@@ -165,21 +166,14 @@ async def _search_one(
     check_k(state, k)
     filters = check_filters(index, filters)
     key = (index.version, text, k, _frozen(filters))
-    results = engine.results.get(key)
-    state.metrics.result_cache.labels("hit" if results is not None else "miss").inc()
-    if results is None:
+    cached = engine.results.get(key)
+    state.metrics.result_cache.labels("hit" if cached is not None else "miss").inc()
+    if cached is None:
         vector = await engine.embed([text])
-        results = results_json((await search_index(engine, index, vector, k, filters))[0])
-        engine.results.put(key, results)
-    return json_response(
-        {
-            "query": text,
-            "k": k,
-            "index_version": index.version,
-            "took_ms": _ms(start),
-            "results": results,
-        }
-    )
+        hits = (await search_index(engine, index, vector, k, filters))[0]
+        cached = _response(text, k, index.version, 0.0, hits, state.retriever.understood(text))
+        engine.results.put(key, cached)
+    return json_response({**cached, "took_ms": _ms(start)})
 
 
 def _frozen(filters: dict[str, Any] | None) -> tuple:
@@ -222,14 +216,21 @@ def check_filters(index: Any, filters: dict[str, Any] | None) -> dict[str, Any] 
     return filters
 
 
-def _response(text: str, k: int, version: str, took: float, hits: list[Any]) -> dict[str, Any]:
-    return {
+def _response(
+    text: str, k: int, version: str, took: float, hits: list[Any], understood: Any
+) -> dict[str, Any]:
+    """One search answer; a query not grounded gets no results and a ``detail`` (a 200)."""
+    out = {
         "query": text,
         "k": k,
         "index_version": version,
         "took_ms": took,
-        "results": results_json(hits),
+        "understood": understood.to_dict(),
+        "results": results_json(hits) if understood.grounded else [],
     }
+    if not understood.grounded:
+        out["detail"] = understood.detail
+    return out
 
 
 def _ms(start: float) -> float:

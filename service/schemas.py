@@ -113,12 +113,31 @@ class SearchResult(BaseModel):
     metadata: SequenceMetadata
 
 
+class UnderstoodTerm(BaseModel):
+    name: str = Field(description="Attribute group (or measured descriptor) the query names.")
+    value: str
+    confidence: float = Field(description="Calibrated probability that this reading is right.")
+
+
+class Understood(BaseModel):
+    """How the query was read: what it is answered on, and which words were not used."""
+
+    grounded: bool = Field(description="False: the query names nothing this index can search by.")
+    terms: list[UnderstoodTerm]
+    ignored: list[str] = Field(description="Query words that contributed to no term.")
+    detail: str | None = None
+
+
 class SearchResponse(BaseModel):
     query: str
     k: int
     index_version: str
     took_ms: float
+    understood: Understood
     results: list[SearchResult]
+    detail: str | None = Field(
+        default=None, description="Why there are no results (a query that is not grounded)."
+    )
 
 
 class BatchSearchResponse(BaseModel):
