@@ -67,7 +67,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
 def render_block(name: str) -> str:
     data = json.loads((RESULTS / f"{name}.json").read_text())
     parts = [f"`benchmarks/results/{name}.json`"]
-    for where, rows in _tables({"summary": data}, ""):
+    for where, rows in _tables(data, name):
         parts.append(f"**{where}**\n\n{_markdown(rows)}")
     body = "\n\n".join(parts)
     return f"<!-- tables:begin {name} -->\n{body}\n<!-- tables:end {name} -->"
