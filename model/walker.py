@@ -5,8 +5,9 @@ curve, stance and swing), with pelvic rotation, obliquity (list) and lateral swa
 bounce, counter-rotating shoulders, arm swing in anti-phase with the legs, trunk lean and
 head pitch. Cadence and stride length follow from height and speed (stride grows with
 height and with speed^0.6, so cadence rises with speed; see DENSEGAIT.md for the typical
-values). Every attribute value changes parameters through :data:`EFFECTS` and the arm poses
-in :func:`_arm_poses`; the README tables them.
+values). Every attribute value changes parameters through
+:data:`gaitsearch.model.gait_effects.GAIT_EFFECTS` and the held arm poses below; the docs
+table them.
 
 Everything is vectorised over a batch of walkers and all their frames at once: parameters
 are ``(B,)`` arrays, trajectories ``(B, T, 18, 3)``.
@@ -22,230 +23,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+from gaitsearch.model.gait_effects import BASE_PARAMETERS, apply_effect, pace_speed_factor
 
 # Arm pose codes: what an arm does besides swinging.
 SWING, PHONE, TEXT, POCKET, STRAP, SUITCASE, HANDBAG, CANE = range(8)
 
 DEG = np.pi / 180.0
-
-# Multiplicative ("*") or additive ("+") effect of each attribute value on walker parameters.
-# Parameters: speed, stride, arm (swing amplitude), knee_swing (swing-phase knee flexion:
-# foot clearance), lean (trunk forward lean, deg), head (head pitch down, deg), sway
-# (pelvis lateral sway), rot (pelvic rotation), list (pelvic obliquity), bounce (scale of
-# the pelvis' vertical excursion, which itself comes from leg geometry), step_width,
-# hip_w / shoulder_w (half widths), elbow (resting elbow flexion, deg), abduct (arm
-# abduction, deg), hip_lift (extra hip flexion in late swing: knee lift, deg).
-EFFECTS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
-    "gender": {
-        "male": {"shoulder_w": ("*", 1.06), "hip_w": ("*", 0.95)},
-        "female": {
-            "shoulder_w": ("*", 0.93),
-            "hip_w": ("*", 1.10),
-            "sway": ("*", 1.35),
-            "list": ("*", 1.35),
-            "rot": ("*", 1.2),
-            "step_width": ("*", 0.8),
-            "elbow": ("+", 6.0),
-        },
-    },
-    "age": {
-        "child": {
-            "speed": ("*", 0.9),
-            "arm": ("*", 1.1),
-            "step_width": ("*", 1.2),
-            "bounce": ("*", 1.2),
-            "head": ("+", -3.0),
-        },
-        "young": {"speed": ("*", 1.05), "arm": ("*", 1.1), "stride": ("*", 1.02)},
-        "adult": {},
-        "elderly": {
-            "speed": ("*", 0.78),
-            "stride": ("*", 0.92),
-            "arm": ("*", 0.55),
-            "lean": ("+", 9.0),
-            "head": ("+", 8.0),
-            "knee_swing": ("*", 0.8),
-            "step_width": ("*", 1.35),
-            "rot": ("*", 0.7),
-            "bounce": ("*", 0.7),
-            "elbow": ("+", 10.0),
-        },
-    },
-    "build": {
-        "slim": {"shoulder_w": ("*", 0.92), "hip_w": ("*", 0.92), "step_width": ("*", 0.9)},
-        "average": {},
-        "heavy": {
-            "shoulder_w": ("*", 1.15),
-            "hip_w": ("*", 1.2),
-            "speed": ("*", 0.92),
-            "step_width": ("*", 1.5),
-            "sway": ("*", 1.4),
-            "abduct": ("+", 9.0),
-            "arm": ("*", 0.85),
-            "stride": ("*", 0.95),
-        },
-    },
-    "pace": {
-        "slow": {"speed": ("*", 0.68), "arm": ("*", 0.7), "knee_swing": ("*", 0.92)},
-        "normal": {},
-        "brisk": {"speed": ("*", 1.3), "arm": ("*", 1.35), "lean": ("+", 2.5)},
-        "running": {"lean": ("+", 7.0), "elbow": ("+", 75.0), "arm": ("*", 1.5)},
-    },
-    "footwear": {
-        "flat": {},
-        "heels": {
-            "speed": ("*", 0.93),
-            "stride": ("*", 0.81),
-            "rot": ("*", 1.6),
-            "list": ("*", 1.7),
-            "sway": ("*", 1.5),
-            "step_width": ("*", 0.3),
-            "knee_swing": ("*", 0.85),
-            "arm": ("*", 0.9),
-        },
-        "boots": {
-            "speed": ("*", 0.95),
-            "stride": ("*", 1.04),
-            "knee_swing": ("*", 1.2),
-            "hip_lift": ("+", 9.0),
-            "step_width": ("*", 1.2),
-            "bounce": ("*", 1.15),
-        },
-    },
-    "carrying": {
-        "nothing": {},
-        "handbag": {"speed": ("*", 0.97)},
-        "backpack": {"lean": ("+", 6.0), "speed": ("*", 0.97), "head": ("+", -2.0)},
-        "suitcase": {"speed": ("*", 0.9), "stride": ("*", 0.95), "lean": ("+", 2.0)},
-        "phone_call": {"speed": ("*", 0.93), "head": ("+", 4.0)},
-        "texting": {
-            "speed": ("*", 0.8),
-            "stride": ("*", 0.95),
-            "head": ("+", 32.0),
-            "lean": ("+", 3.0),
-            "step_width": ("*", 1.2),
-        },
-        "hands_in_pockets": {"speed": ("*", 0.97), "rot": ("*", 0.8)},
-    },
-    "impairment": {
-        "none": {},
-        "limp": {"speed": ("*", 0.8), "stride": ("*", 0.93), "bounce": ("*", 1.3)},
-        "cane": {
-            "speed": ("*", 0.6),
-            "stride": ("*", 0.9),
-            "lean": ("+", 6.0),
-            "step_width": ("*", 1.3),
-        },
-    },
-    "energy": {
-        "neutral": {},
-        "tired": {
-            "speed": ("*", 0.82),
-            "stride": ("*", 0.9),
-            "knee_swing": ("*", 0.6),
-            "hip_lift": ("+", -4.0),
-            "arm": ("*", 0.55),
-            "lean": ("+", 7.0),
-            "head": ("+", 12.0),
-            "bounce": ("*", 0.6),
-        },
-        "confident": {
-            "speed": ("*", 1.07),
-            "stride": ("*", 1.08),
-            "arm": ("*", 1.35),
-            "lean": ("+", -3.0),
-            "head": ("+", -6.0),
-            "shoulder_w": ("*", 1.03),
-        },
-    },
-    "view": {"front": {}, "back": {}, "side": {}, "oblique": {}},
-}
-
-# Plain-English effect of each value, for the README (kept next to the numbers).
-EFFECT_NOTES: dict[str, dict[str, str]] = {
-    "gender": {
-        "male": "wider shoulders, narrower hips; taller on average (1.77 m vs 1.63 m)",
-        "female": "narrower shoulders, wider hips, more pelvic sway/rotation/list, feet "
-        "placed closer to the midline",
-    },
-    "age": {
-        "child": "1.0-1.5 m tall with a larger head and shorter legs relative to height: "
-        "short strides, high cadence, more bounce",
-        "young": "slightly faster, bigger arm swing",
-        "adult": "reference gait (1.35 m/s comfortable speed)",
-        "elderly": "slower (about 1.05 m/s), shorter stride, stooped trunk and head, small "
-        "arm swing, wider base, less knee flexion",
-    },
-    "build": {
-        "slim": "narrower shoulders and hips",
-        "average": "reference",
-        "heavy": "wider shoulders/hips, wider steps and more lateral sway, arms held away "
-        "from the body, slightly slower",
-    },
-    "pace": {
-        "slow": "about 0.9 m/s, small arm swing",
-        "normal": "about 1.35 m/s, cadence about 110-115 steps/min",
-        "brisk": "about 1.75 m/s, longer strides and higher cadence, big arm swing",
-        "running": "2.4-3.6 m/s: flight phase (duty factor 0.36), cadence about 150-190 steps/min, "
-        "deep swing knee flexion, elbows bent about 90 degrees, forward lean",
-    },
-    "footwear": {
-        "flat": "reference",
-        "heels": "raised heels (+7 cm), stride about 19% shorter at a given speed (so higher "
-        "cadence), more pelvic rotation, list and sway, feet placed on a line, stiffer knees",
-        "boots": "heavier feet: more foot clearance (swing knee flexion +20%, knee lift), slightly "
-        "slower with longer, less frequent steps, wider steps, more bounce",
-    },
-    "carrying": {
-        "nothing": "free arm swing",
-        "handbag": "bag arm's swing damped to a quarter, elbow slightly bent, trunk leans "
-        "away from the bag, bag-side shoulder raised",
-        "backpack": "forward trunk lean; hands hold the straps or swing less",
-        "suitcase": "one arm extended back and still (pulling), slower and shorter steps",
-        "phone_call": "one hand held at the ear, the other swings",
-        "texting": "head bent about 30 degrees down, both hands in front of the chest, no "
-        "arm swing, slower and shorter steps",
-        "hands_in_pockets": "no arm swing, hands at the hips, less pelvic rotation",
-    },
-    "impairment": {
-        "none": "symmetric gait",
-        "limp": "one bad leg: shorter stance on it (asymmetric step timing), stiff knee, "
-        "smaller hip excursion, trunk leans over it during its stance, slower",
-        "cane": "slow, cane hand (opposite the weaker leg) held forward and moving with the "
-        "opposite leg, trunk leans forward and toward the cane, mild asymmetry",
-    },
-    "energy": {
-        "neutral": "reference",
-        "tired": "shuffling: little foot clearance, short slow steps, stooped trunk, head "
-        "down, small arm swing, little bounce",
-        "confident": "upright trunk, head up, longer stride, bigger arm swing",
-    },
-    "view": {
-        "front": "camera ahead of the walker (walking toward it)",
-        "back": "camera behind (walking away)",
-        "side": "camera perpendicular to the path (walking left or right across the image)",
-        "oblique": "camera about 45 degrees off the path, front or back",
-    },
-}
-
-_PARAM_DEFAULTS: dict[str, float] = {
-    "speed": 1.35,
-    "stride": 1.0,
-    "arm": 22.0,
-    "knee_swing": 62.0,
-    "lean": 2.0,
-    "head": 3.0,
-    "sway": 0.022,
-    "rot": 5.0,
-    "list": 4.0,
-    "bounce": 0.75,
-    "step_width": 0.10,
-    "hip_w": 0.052,
-    "shoulder_w": 0.118,
-    "elbow": 15.0,
-    "abduct": 7.0,
-    "hip_lift": 0.0,
-}
 
 
 @dataclass
@@ -301,14 +84,6 @@ class GaitParams:
         return 120.0 * self.speed / self.stride
 
 
-def _apply(values: dict[str, float], group: str, value: Any) -> None:
-    for name, (op, amount) in EFFECTS.get(group, {}).get(str(value), {}).items():
-        if op == "*":
-            values[name] *= amount
-        else:
-            values[name] += amount
-
-
 def gait_params(
     attribute_sets: Sequence[Mapping[str, Any]], rng: np.random.Generator
 ) -> GaitParams:
@@ -316,20 +91,15 @@ def gait_params(
     b = len(attribute_sets)
     rows = []
     for attrs in attribute_sets:
-        values = dict(_PARAM_DEFAULTS)
+        values = dict(BASE_PARAMETERS)
         for group, value in attrs.items():
-            _apply(values, group, value)
+            apply_effect(values, group, value)
         rows.append(values)
-    col = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in _PARAM_DEFAULTS}
+    col = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in BASE_PARAMETERS}
     # Pace sets the speed; the other attributes' slow-downs compound less than multiplicatively
     # (an elderly, tired texter at "normal" pace still walks at a plausible speed).
-    pace_mul = np.array(
-        [
-            EFFECTS["pace"].get(str(a.get("pace", "normal")), {}).get("speed", ("*", 1.0))[1]
-            for a in attribute_sets
-        ]
-    )
-    base = _PARAM_DEFAULTS["speed"] * pace_mul
+    pace_mul = np.array([pace_speed_factor(a.get("pace", "normal")) for a in attribute_sets])
+    base = BASE_PARAMETERS["speed"] * pace_mul
     col["speed"] = base * np.power(col["speed"] / base, 0.75)
 
     def attr(group: str, default: str) -> np.ndarray:
