@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint typecheck browser clean bench
+.PHONY: setup run test lint typecheck browser clean bench docker-test
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ typecheck: setup
 
 test: setup browser lint typecheck
 	$(BIN)/python -m pytest -q
+
+# Builds the Docker image with podman and runs it for real (root, ~20 GB free; see docs/docker.md).
+docker-test: setup
+	$(BIN)/python tests/docker/run_image_test.py
 
 bench: setup
 	$(BIN)/python benchmarks/synth_speed.py
