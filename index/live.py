@@ -23,13 +23,20 @@ from gaitsearch.index.manifest import (
     file_checksum,
 )
 from gaitsearch.index.metadata_store import MetadataStore
-from gaitsearch.index.versions import current_version, version_path
+from gaitsearch.index.versions import CurrentFileError, current_version, version_path
 from pydantic import ValidationError
 
 # faiss' bundled type stubs are incomplete (no DirectMap, SearchParametersHNSW, ...).
 faiss: Any = _faiss
 
-__all__ = ["Hit", "IndexLoadError", "LoadedIndex", "current_version", "load_index"]
+__all__ = [
+    "DamagedSequenceError",
+    "Hit",
+    "IndexLoadError",
+    "LoadedIndex",
+    "current_version",
+    "load_index",
+]
 
 # Filters that leave at most this many rows are answered exactly over those rows.
 EXACT_FILTER_MAX = 20_000
@@ -37,6 +44,12 @@ EXACT_FILTER_MAX = 20_000
 
 class IndexLoadError(RuntimeError):
     """An index version that cannot be used; the message names the file and the problem."""
+
+
+class DamagedSequenceError(RuntimeError):
+    """An indexed sequence whose ``.npy`` is no longer a valid walk (damaged after indexing).
+
+    The message names the id and the problem, never the server-side path."""
 
 
 @dataclass
@@ -50,7 +63,10 @@ def load_index(index_dir: Path | str, version: str | None = None) -> LoadedIndex
     """Open ``version`` (default: the one ``CURRENT`` names) after verifying it."""
     index_dir = Path(index_dir)
     if version is None:
-        version = current_version(index_dir)
+        try:
+            version = current_version(index_dir)
+        except CurrentFileError as exc:
+            raise IndexLoadError(str(exc)) from exc
         if version is None:
             raise IndexLoadError(
                 f"{index_dir / 'CURRENT'}: missing; no index has been published in {index_dir} "
@@ -116,9 +132,16 @@ def _read_manifest(vdir: Path) -> IndexManifest:
     if not path.is_file():
         raise IndexLoadError(f"{path}: missing (incomplete index version)")
     try:
-        return IndexManifest.read(vdir)
-    except (ValueError, ValidationError, UnicodeDecodeError) as exc:
+        manifest = IndexManifest.read(vdir)
+    except (ValueError, ValidationError, UnicodeDecodeError, OSError) as exc:
         raise IndexLoadError(f"{path}: not a valid index manifest ({exc})") from exc
+    if manifest.version != vdir.name:
+        # A version directory copied or renamed by hand would be served under a false name.
+        raise IndexLoadError(
+            f"{path}: says version {manifest.version!r} but lives in {vdir.name!r} "
+            "(copied or renamed by hand?)"
+        )
+    return manifest
 
 
 class LoadedIndex:
@@ -219,7 +242,8 @@ class LoadedIndex:
         for srow, rrow in zip(scores, rows, strict=True):
             hits = []
             for s, r in zip(srow, rrow, strict=True):
-                if r >= 0 and int(r) in meta:
+                # A non-finite score can only come from a damaged vector: never return it.
+                if r >= 0 and int(r) in meta and np.isfinite(s):
                     hits.append(Hit(meta[int(r)]["id"], float(s), meta[int(r)]))
             out.append(hits)
         return out
@@ -233,17 +257,23 @@ class LoadedIndex:
         return found
 
     def load_keypoints(self, seq_id: str) -> np.ndarray | None:
-        """The sequence's ``(T, 18, 3)`` keypoints, or None if unknown or its file is gone."""
+        """The sequence's ``(T, 18, 3)`` keypoints, or None if unknown or its file is gone.
+
+        Raises :class:`DamagedSequenceError` when the file exists but is no valid walk."""
         from gaitsearch.model.gallery import load_sequence
         from gaitsearch.model.skeleton import SkeletonError
 
         found = self._store.get(seq_id)
-        if found is None:
+        if found is None or not Path(found["path"]).exists():
             return None
         try:
             return load_sequence(found["path"])
-        except SkeletonError:
-            return None
+        except SkeletonError as exc:
+            reason = str(exc).removeprefix(f"{found['path']}: ")
+            raise DamagedSequenceError(
+                f"id: the stored keypoints of {seq_id!r} are damaged ({reason}); "
+                "re-import or remove it from the index"
+            ) from exc
 
     def vector(self, seq_id: str) -> np.ndarray | None:
         """The stored embedding of one sequence (approximate for ivfpq)."""

@@ -25,7 +25,7 @@ def version_table(index_dir: Path) -> list[dict[str, Any]]:
                 operation=m.operation,
                 created=m.created,
             )
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             row.update(count="?", kind="broken", recall=None, operation="?", created="?")
         rows.append(row)
     return rows

@@ -73,7 +73,11 @@ class IndexManifest(BaseModel):
     @classmethod
     def read(cls, directory: Path) -> IndexManifest:
         path = Path(directory) / MANIFEST_FILE
-        return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except RecursionError as exc:  # a hostile file nested thousands of levels deep
+            raise ValueError("JSON nested too deeply") from exc
+        return cls.model_validate(doc)
 
 
 def file_checksum(path: Path) -> FileChecksum:

@@ -48,6 +48,15 @@ def filter_value(key: str, value: Any) -> str:
     return str(value)
 
 
+# Below every SQLite build's bound-variable limit (999 before 3.32, 32766 since).
+MAX_BOUND_VARIABLES = 900
+
+
+def _chunks(values: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), MAX_BOUND_VARIABLES):
+        yield values[start : start + MAX_BOUND_VARIABLES]
+
+
 def _attr_rows(row: int, record: SequenceRecord) -> Iterator[tuple[int, str, str]]:
     yield row, "source", record.source
     yield row, "fps", filter_value("fps", record.fps)
@@ -136,15 +145,15 @@ class MetadataStore:
 
     def rows_to_metadata(self, rows: Iterable[int]) -> dict[int, dict[str, Any]]:
         rows = [int(r) for r in rows]
-        if not rows:
-            return {}
-        marks = ",".join("?" * len(rows))
-        with self._lock:
-            found = self._db.execute(
-                "SELECT row, id, fps, source, description, attributes FROM sequences "
-                f"WHERE row IN ({marks})",
-                rows,
-            ).fetchall()
+        found = []
+        for chunk in _chunks(rows):
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                found += self._db.execute(
+                    "SELECT row, id, fps, source, description, attributes FROM sequences "
+                    f"WHERE row IN ({marks})",
+                    chunk,
+                ).fetchall()
         return {
             r: {
                 "id": sid,
@@ -189,15 +198,17 @@ class MetadataStore:
             values = [filter_value(key, v) for v in values]
             if not values:
                 return np.zeros(0, dtype=np.int64)
-            marks = ",".join("?" * len(values))
-            with self._lock:
-                rows = {
-                    r
-                    for (r,) in self._db.execute(
-                        f"SELECT row FROM attrs WHERE key = ? AND value IN ({marks})",
-                        [key, *values],
+            rows: set[int] = set()
+            for chunk in _chunks(list(dict.fromkeys(values))):
+                marks = ",".join("?" * len(chunk))
+                with self._lock:
+                    rows.update(
+                        r
+                        for (r,) in self._db.execute(
+                            f"SELECT row FROM attrs WHERE key = ? AND value IN ({marks})",
+                            [key, *chunk],
+                        )
                     )
-                }
             result = rows if result is None else result & rows
             if not result:
                 return np.zeros(0, dtype=np.int64)

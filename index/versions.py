@@ -30,12 +30,16 @@ class IndexLockedError(RuntimeError):
     """Another process holds the index directory's write lock."""
 
 
+class CurrentFileError(ValueError):
+    """``CURRENT`` exists but cannot be read as a version name; the message names it."""
+
+
 def versions_root(index_dir: Path) -> Path:
     return Path(index_dir) / VERSIONS_DIR
 
 
 def version_path(index_dir: Path, version: str) -> Path:
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise ValueError(f"{version!r} is not a version name (like v0001)")
     return versions_root(index_dir) / version
 
@@ -70,12 +74,24 @@ def write_lock(index_dir: Path) -> Iterator[None]:
 
 
 def current_version(index_dir: Path) -> str | None:
-    """The live version's name, or None if nothing was published yet."""
+    """The live version's name, or None if nothing was published yet.
+
+    Raises :class:`CurrentFileError` when ``CURRENT`` is a directory, unreadable, not
+    UTF-8 or absurdly long: a caller answers that with one line, never a traceback."""
     path = Path(index_dir) / CURRENT_FILE
     try:
-        name = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as fh:
+            raw = fh.read(256)
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a directory, no permission, I/O error
+        raise CurrentFileError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise CurrentFileError(f"{path}: not UTF-8 text (expected a version name)") from exc
+    if len(raw) == 256 or "\n" in name:
+        raise CurrentFileError(f"{path}: does not hold one version name (like v0001)")
     return name or None
 
 
@@ -98,7 +114,7 @@ def list_versions(index_dir: Path) -> list[str]:
     root = versions_root(index_dir)
     if not root.is_dir():
         return []
-    names = [p.name for p in root.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
+    names = [p.name for p in root.iterdir() if p.is_dir() and _VERSION_RE.fullmatch(p.name)]
     return sorted(names, key=lambda n: int(n[1:]))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 log = logging.getLogger(__name__)
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# Use with ``fullmatch``: ``$`` alone would let a trailing newline through.
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+# No real walk is longer (an hour at 60 fps); a header claiming more is damaged or hostile.
+MAX_FRAMES = 216_000
 METADATA_FILE = "metadata.jsonl"
 SEQUENCES_DIR = "sequences"
 
@@ -45,7 +49,7 @@ class SequenceRecord(BaseModel):
     @field_validator("id")
     @classmethod
     def _safe_id(cls, value: str) -> str:
-        if not ID_PATTERN.match(value) or ".." in value:
+        if not ID_PATTERN.fullmatch(value) or ".." in value:
             raise ValueError(
                 f"id {value!r} must be 1-128 characters of letters, digits, '_', '-', '.'"
             )
@@ -93,15 +97,23 @@ def iter_metadata(
         raise GalleryError(f"{meta_path}: missing (a gallery needs {METADATA_FILE})")
     report = report if report is not None else GalleryReport()
     seen: set[str] = set()
-    with meta_path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with meta_path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            where = f"{meta_path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                report_problem(report, f"{where}: not UTF-8 (byte {exc.start + 1})", strict)
+                continue
             if not line.strip():
                 continue
-            where = f"{meta_path}:{lineno}"
             try:
                 record = SequenceRecord.model_validate(json.loads(line))
             except json.JSONDecodeError as exc:
                 report_problem(report, f"{where}: not valid JSON ({exc.msg})", strict)
+                continue
+            except RecursionError:
+                report_problem(report, f"{where}: JSON nested too deeply", strict)
                 continue
             except ValidationError as exc:
                 first = exc.errors()[0]
@@ -134,15 +146,59 @@ def report_problem(report: GalleryReport, message: str, strict: bool) -> None:
 
 
 def load_sequence(path: Path | str) -> np.ndarray:
-    """Load and validate one ``.npy`` sequence (no pickles)."""
+    """Load and validate one ``.npy`` sequence (no pickles).
+
+    Only regular files are opened (a FIFO or device would block the reader forever) and the
+    header is checked before anything is allocated: its dtype must be real numbers, its
+    shape ``(T, 18|17, 3)`` with at most :data:`MAX_FRAMES` frames, and the file must hold
+    exactly that many bytes (an emptied or truncated file is refused, not half-read)."""
     path = Path(path)
     try:
-        arr = np.load(path, allow_pickle=False)
+        info = path.stat()
     except FileNotFoundError as exc:
         raise SkeletonError(f"{path}: missing sequence file") from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise SkeletonError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise SkeletonError(f"{path}: not a regular file (a pipe, device or directory)")
+    try:
+        with path.open("rb") as fh:
+            shape, dtype = _npy_header(fh, info.st_size, str(path))
+            arr = np.fromfile(fh, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+    except SkeletonError:
+        raise
+    except (OSError, ValueError, EOFError, MemoryError) as exc:
         raise SkeletonError(f"{path}: not a readable .npy array ({exc})") from exc
     return validate_sequence(arr, str(path))
+
+
+def _npy_header(fh: Any, size: int, source: str) -> tuple[tuple[int, ...], np.dtype]:
+    from numpy.lib import format as npy
+
+    if size == 0:
+        raise SkeletonError(f"{source}: empty file (not a .npy array)")
+    try:
+        major, _ = npy.read_magic(fh)
+        read = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+        shape, fortran, dtype = read(fh, max_header_size=10_000)
+    except (ValueError, EOFError, OSError) as exc:
+        raise SkeletonError(f"{source}: not a readable .npy array ({exc})") from exc
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise SkeletonError(f"{source}: expected real numbers, the file holds dtype {dtype}")
+    if len(shape) != 3 or shape[1:] not in ((18, 3), (17, 3)) or fortran:
+        raise SkeletonError(
+            f"{source}: wrong shape {tuple(shape)}, expected (T, 18, 3) (OpenPose-18 x, y, "
+            "confidence), C order"
+        )
+    if shape[0] > MAX_FRAMES:
+        raise SkeletonError(f"{source}: {shape[0]} frames claimed (at most {MAX_FRAMES})")
+    want = int(np.prod(shape)) * dtype.itemsize
+    if size - fh.tell() != want:
+        raise SkeletonError(
+            f"{source}: holds {size - fh.tell()} data bytes, its header promises {want} "
+            "(truncated or damaged)"
+        )
+    return tuple(shape), dtype
 
 
 def scan_gallery(

@@ -21,6 +21,9 @@ JOINT_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 NUM_JOINTS = 18
 MIN_FRAMES = 8
+# Pixel coordinates beyond this are no camera's: finite but huge values (3e38) would overflow
+# to inf/NaN inside the encoder.
+MAX_COORDINATE = 1e5
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 # Left/right partner of every joint, for flip augmentation.
@@ -50,6 +53,8 @@ def validate_sequence(array: Any, source: str = "sequence") -> np.ndarray:
     arr = np.asarray(array)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise SkeletonError(f"{source}: expected a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise SkeletonError(f"{source}: expected real numbers, got dtype {arr.dtype}")
     if arr.ndim != 3 or arr.shape[1:] != (NUM_JOINTS, 3):
         raise SkeletonError(
             f"{source}: wrong shape {tuple(arr.shape)}, expected (T, {NUM_JOINTS}, 3) "
@@ -57,9 +62,13 @@ def validate_sequence(array: Any, source: str = "sequence") -> np.ndarray:
         )
     if arr.shape[0] < MIN_FRAMES:
         raise SkeletonError(f"{source}: too short, {arr.shape[0]} frames (minimum {MIN_FRAMES})")
-    arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         raise SkeletonError(f"{source}: contains NaN or infinite values")
+    if np.abs(arr[..., :2]).max() > MAX_COORDINATE:
+        raise SkeletonError(
+            f"{source}: coordinates beyond ±{MAX_COORDINATE:g} pixels (not a camera's)"
+        )
+    arr = arr.astype(np.float32, copy=False)
     conf = arr[..., 2]
     if conf.min() < 0.0 or conf.max() > 1.0:
         raise SkeletonError(f"{source}: confidence outside [0, 1]")

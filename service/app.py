@@ -60,7 +60,12 @@ def create_app(
         watcher = None
         if settings.watch and state.holder is not None:
             watcher = asyncio.create_task(
-                watch_current(state.holder, settings.watch_interval_s, _watch_error(state))
+                watch_current(
+                    state.holder,
+                    settings.watch_interval_s,
+                    _watch_error(state),
+                    on_reload=lambda o: metrics.reloads.labels("changed").inc(),
+                )
             )
         try:
             yield
@@ -100,7 +105,11 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(errors.BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        errors.BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = _openapi_with_limits(app, settings)  # type: ignore[method-assign]
     return app

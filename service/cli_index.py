@@ -179,7 +179,10 @@ def list_(
     target = _index_dir(index_dir)
     if not target.is_dir():
         fail(f"{target}: no such index directory")
-    rows = version_table(target)
+    try:
+        rows = version_table(target)
+    except _known_errors() as exc:
+        fail(str(exc))
     if not rows:
         typer.echo(f"{target}: no versions yet")
         return

@@ -43,9 +43,14 @@ def _preload(settings) -> tuple[Any, Any]:
     one clear line instead of a failed server start-up."""
     from gaitsearch.index.live import current_version
     from gaitsearch.index.retriever import Retriever, RetrieverError
+    from gaitsearch.index.versions import CurrentFileError
 
     index_dir = Path(settings.index_dir)
-    if current_version(index_dir) is None:
+    try:
+        live = current_version(index_dir)
+    except CurrentFileError as exc:
+        fail(str(exc))
+    if live is None:
         fail(
             f"{index_dir / 'CURRENT'}: missing; no index published in {index_dir} "
             "(build one: gaitsearch index build --data DIR --index-dir D)"
@@ -62,6 +67,7 @@ def _preload(settings) -> tuple[Any, Any]:
 def _serve(settings, banner: str | None = None) -> None:
     import uvicorn
     from gaitsearch.service.app import create_app
+    from gaitsearch.service.http_guard import uvicorn_options
 
     model, encoder = _preload(settings)
     url = f"http://{settings.host}:{settings.port}"
@@ -71,7 +77,13 @@ def _serve(settings, banner: str | None = None) -> None:
 
     app = create_app(settings, model=model, text_encoder=encoder, on_ready=ready)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            **uvicorn_options(settings),
+        )
     except OSError as exc:
         fail(f"{settings.host}:{settings.port}: cannot listen ({exc})")
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 from fastapi import Depends, HTTPException, Request
+from gaitsearch.service.admission import Admission
+from gaitsearch.service.file_reads import FileReads
 from gaitsearch.service.metrics import ServiceMetrics
 from gaitsearch.service.reload import IndexHolder, ReloadError
 from gaitsearch.service.search_engine import SearchEngine
@@ -67,6 +69,34 @@ def require_admin(request: Request, state: ServiceState = Depends(get_state)) ->
     expected = state.settings.admin_token.get_secret_value().encode()  # type: ignore[union-attr]
     if not hmac.compare_digest(token.strip().encode(), expected):
         raise HTTPException(403, "wrong admin token")
+
+
+def is_admin(request: Request, state: ServiceState) -> bool:
+    """True when the request carries the configured admin token (never when admin is off)."""
+    if not state.settings.admin_enabled():
+        return False
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    expected = state.settings.admin_token.get_secret_value().encode()  # type: ignore[union-attr]
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)
+
+
+def file_reads(state: ServiceState) -> FileReads:
+    """The service's gallery-file reader pool (made on first use, from the settings)."""
+    reads = state.extras.get("file_reads")
+    if reads is None:
+        settings = state.settings
+        reads = FileReads(settings.file_read_threads, settings.file_read_timeout_s)
+        state.extras["file_reads"] = reads
+    return reads
+
+
+def admission(state: ServiceState) -> Admission:
+    """The heavy-request budget (service/admission.py), made on first use."""
+    control = state.extras.get("admission")
+    if control is None:
+        control = Admission(state.settings.heavy_budget, state.settings.heavy_wait_s)
+        state.extras["admission"] = control
+    return control
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

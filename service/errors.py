@@ -5,6 +5,7 @@ Holds the error handlers, the request-body size limit and the input checks share
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -26,6 +27,7 @@ COMMON: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (400, "Malformed request (e.g. invalid JSON)"),
         (404, "Unknown sequence id"),
+        (408, "The request body stalled"),
         (413, "Request body too large"),
         (422, "Invalid input; detail says which field and why"),
         (503, "Not ready: the index or the encoders are still loading"),
@@ -43,7 +45,7 @@ ADMIN: dict[int | str, dict[str, Any]] = {
 
 def check_id(seq_id: str) -> str:
     """Ids are file stems: letters, digits, '_', '-', '.'; nothing path-like."""
-    if not ID_PATTERN.match(seq_id) or ".." in seq_id:
+    if not ID_PATTERN.fullmatch(seq_id) or ".." in seq_id:
         raise HTTPException(
             422, f"id: {seq_id[:80]!r} is not a sequence id (letters, digits, '_', '-', '.')"
         )
@@ -52,7 +54,8 @@ def check_id(seq_id: str) -> str:
 
 def check_keypoints(keypoints: Any) -> np.ndarray:
     try:
-        arr = np.asarray(keypoints, dtype=np.float32)
+        # float64 first: a float32 cast would turn 1e300 into inf and hide the real problem.
+        arr = np.asarray(keypoints, dtype=np.float64)
     except (ValueError, TypeError) as exc:
         raise HTTPException(
             422, "keypoints: ragged or non-numeric array; expected (T, 18, 3) or (T, 17, 3)"
@@ -95,6 +98,27 @@ def install_error_handlers(app: FastAPI) -> None:
             {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
 
+    from gaitsearch.index.live import DamagedSequenceError
+    from gaitsearch.service.file_reads import FileReadTimeout
+
+    @app.exception_handler(DamagedSequenceError)
+    @app.exception_handler(FileReadTimeout)
+    async def _file_fault(request: Request, exc: Exception) -> JSONResponse:
+        # The server's copy of a walk is damaged or unreachable: not the client's fault,
+        # and worth retrying once it is repaired.
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    from gaitsearch.service.admission import Saturated
+
+    @app.exception_handler(Saturated)
+    async def _saturated(request: Request, exc: Saturated) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc)},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -107,11 +131,13 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``limit`` bytes: by Content-Length up front, else while streaming."""
+    """Refuse bodies over ``limit`` bytes: by Content-Length up front, else while streaming;
+    and bodies that stall: 408 when no chunk arrives for ``read_timeout_s``."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, read_timeout_s: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,14 +154,27 @@ class BodyLimitMiddleware:
                     await _send_error(send, 413, f"request body larger than {self.limit} bytes")
                     return
         seen = 0
+        complete = False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # after the body: waiting for a disconnect is not a stall
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"request body stalled for {self.read_timeout_s:g} s",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     raise BodyTooLarge(self.limit)
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         await self.app(scope, limited, send)

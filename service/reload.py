@@ -105,7 +105,11 @@ class IndexHolder:
         start = time.perf_counter()
         with self._reload_lock:
             previous = self.version
-            target = version or self._current(self.index_dir)
+            try:
+                target = version or self._current(self.index_dir)
+            except Exception as exc:  # noqa: BLE001 - a damaged CURRENT refuses the reload
+                self.last_error = str(exc)
+                raise ReloadError(self.last_error) from exc
             if target is None:
                 raise ReloadError(f"{self.index_dir / 'CURRENT'}: missing (no index published)")
             if target == previous:
@@ -156,24 +160,44 @@ def warmup_check(dim: int) -> Validator:
     return check
 
 
-async def watch_current(holder: IndexHolder, interval_s: float, on_error: Callable[[str], None]):
-    """Follow CURRENT: reload whenever it names another version (``serve --watch``)."""
+async def watch_current(
+    holder: IndexHolder,
+    interval_s: float,
+    on_error: Callable[[str], None],
+    on_reload: Callable[[ReloadOutcome], None] | None = None,
+) -> None:
+    """Follow CURRENT: reload whenever it names another version (``serve --watch``).
+
+    Survives every failure (an unreadable or damaged CURRENT, a refused version, a loader
+    bug): each is reported through ``on_error`` and the next tick tries again, so a good
+    CURRENT published later is still followed. Each unchanged failure is reported once."""
     refused: str | None = None
+    last_error: str | None = None
+
+    def report(message: str) -> None:
+        nonlocal last_error
+        if message != last_error:
+            on_error(message)
+        last_error = message
+
     while True:
         await asyncio.sleep(interval_s)
         try:
             target = await asyncio.to_thread(holder._current, holder.index_dir)
-        except OSError as exc:
-            on_error(f"cannot read CURRENT: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the watcher must outlive a bad CURRENT
+            report(f"cannot read CURRENT: {exc}")
             continue
         if target is None or target == holder.version or target == refused:
             continue
         try:
-            await asyncio.to_thread(holder.reload, target)
-            refused = None
-        except ReloadError as exc:
+            outcome = await asyncio.to_thread(holder.reload, target)
+        except Exception as exc:  # noqa: BLE001 - ReloadError, or anything a loader raises
             refused = target
-            on_error(str(exc))
+            report(str(exc))
+            continue
+        refused, last_error = None, None
+        if on_reload is not None:
+            on_reload(outcome)
 
 
 def _close_quietly(index: Any) -> None:

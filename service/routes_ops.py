@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import PurePath
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from gaitsearch.service import errors
-from gaitsearch.service.deps import ServiceState, get_state, live_index, require_admin
+from gaitsearch.service.deps import (
+    ServiceState,
+    get_state,
+    is_admin,
+    live_index,
+    require_admin,
+)
 from gaitsearch.service.reload import ReloadError
 from gaitsearch.service.schemas import (
     HealthResponse,
@@ -21,10 +28,19 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/index", response_model=IndexResponse, responses=errors.COMMON)
-def get_index(index: Any = Depends(live_index)) -> dict[str, Any]:
+def get_index(
+    request: Request,
+    index: Any = Depends(live_index),
+    state: ServiceState = Depends(get_state),
+) -> dict[str, Any]:
+    """The live manifest; server paths (checkpoint, data sources) are cut to their last
+    part unless the request carries the admin token."""
     manifest = index.manifest
     if hasattr(manifest, "model_dump"):
         manifest = manifest.model_dump(mode="json")
+    manifest = dict(manifest)
+    if not is_admin(request, state):
+        manifest = _without_paths(manifest)
     return {
         "version": index.version,
         "count": int(index.count),
@@ -32,6 +48,24 @@ def get_index(index: Any = Depends(live_index)) -> dict[str, Any]:
         "filter_keys": sorted(index.filter_keys),
         "manifest": dict(manifest),
     }
+
+
+def _without_paths(manifest: dict[str, Any]) -> dict[str, Any]:
+    def name(value: Any) -> Any:
+        # Absolute or home-relative paths lose their folders; model names like
+        # "sentence-transformers/all-MiniLM-L6-v2" stay as they are.
+        if isinstance(value, str) and value.startswith(("/", "~", "\\")):
+            return PurePath(value).name
+        return value
+
+    out = dict(manifest)
+    if "checkpoint_path" in out:
+        out["checkpoint_path"] = name(out["checkpoint_path"])
+    if isinstance(out.get("data_sources"), list):
+        out["data_sources"] = [name(v) for v in out["data_sources"]]
+    if isinstance(out.get("text_encoder"), dict) and "name" in out["text_encoder"]:
+        out["text_encoder"] = {**out["text_encoder"], "name": name(out["text_encoder"]["name"])}
+    return out
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="Liveness")

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from gaitsearch.index.retriever import results_json
 from gaitsearch.model.classify import label_phrases
 from gaitsearch.service import errors
-from gaitsearch.service.deps import ServiceState, get_engine, get_state, json_response, live_index
+from gaitsearch.service.deps import (
+    ServiceState,
+    admission,
+    file_reads,
+    get_engine,
+    get_state,
+    json_response,
+    live_index,
+)
 from gaitsearch.service.schemas import (
     MAX_QUERY_CHARS,
     NOT_BLANK,
@@ -75,7 +83,9 @@ async def search_batch(
         raise HTTPException(422, f"queries: at most {limit} per batch, got {len(body.queries)}")
     check_k(state, body.k)
     filters = check_filters(index, body.filters)
-    vectors = await engine.embed(body.queries)
+    # Heavy: a bounded share of the encoder, 429 + Retry-After past it (service/admission.py).
+    async with admission(state).heavy(len(body.queries)):
+        vectors = await engine.embed(body.queries)
     hits = await search_index(engine, index, vectors, body.k, filters)
     understood = [state.retriever.understood(text) for text in body.queries]
     took = _ms(start)
@@ -112,7 +122,7 @@ async def search_by_example(
     if body.id is not None:
         errors.check_id(body.id)
         meta = index.get(body.id)
-        keypoints = await engine.run_in_thread(index.load_keypoints, body.id)
+        keypoints = await file_reads(state).run(index.load_keypoints, body.id)
         if meta is None or keypoints is None:
             raise HTTPException(404, f"id: unknown sequence {body.id!r}")
         fps = float(meta.get("fps") or fps)

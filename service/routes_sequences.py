@@ -7,9 +7,8 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
 from gaitsearch.service import errors
-from gaitsearch.service.deps import get_engine, json_response, live_index
+from gaitsearch.service.deps import ServiceState, file_reads, get_state, json_response, live_index
 from gaitsearch.service.schemas import SequenceResponse
-from gaitsearch.service.search_engine import SearchEngine
 from starlette.responses import Response
 
 router = APIRouter(tags=["sequences"], responses=errors.COMMON)
@@ -18,14 +17,15 @@ router = APIRouter(tags=["sequences"], responses=errors.COMMON)
 @router.get("/sequences/{seq_id}", response_model=SequenceResponse, summary="One walk")
 async def get_sequence(
     seq_id: str,
-    engine: SearchEngine = Depends(get_engine),
+    state: ServiceState = Depends(get_state),
     index: Any = Depends(live_index),
 ) -> Response:
     errors.check_id(seq_id)
     meta = index.get(seq_id)
     if meta is None:
         raise HTTPException(404, f"id: unknown sequence {seq_id!r}")
-    keypoints = await engine.run_in_thread(index.load_keypoints, seq_id)
+    # Own pool with a deadline: a file on a hung mount must not hold a search worker.
+    keypoints = await file_reads(state).run(index.load_keypoints, seq_id)
     if keypoints is None:
         raise HTTPException(404, f"id: the keypoints of {seq_id!r} are no longer on disk")
     # Two decimals of a pixel are plenty for drawing and keep the payload small.

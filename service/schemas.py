@@ -40,10 +40,17 @@ Label = Annotated[
     AfterValidator(_not_blank),
 ]
 K = Annotated[int, Field(ge=1, le=HARD_MAX_K, description="How many results (1..max_k).")]
-FilterValue = str | list[str]
+# Bounds that keep a filter a filter: SQLite refuses more than a few thousand bound
+# variables per statement, and no user types thousands of values (the store chunks anyway).
+MAX_FILTER_KEYS = 32
+MAX_FILTER_VALUES = 1000
+MAX_FILTER_VALUE_CHARS = 200
+FilterText = Annotated[str, Field(max_length=MAX_FILTER_VALUE_CHARS)]
+FilterValue = FilterText | Annotated[list[FilterText], Field(max_length=MAX_FILTER_VALUES)]
 Filters = Annotated[
     dict[str, FilterValue] | None,
     Field(
+        max_length=MAX_FILTER_KEYS,
         description="Exact-match filters on metadata: view, source, fps or any attribute "
         "group (e.g. {'footwear': 'heels', 'view': ['side', 'oblique']}).",
         examples=[{"view": "side"}],

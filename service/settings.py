@@ -65,6 +65,38 @@ class Settings(BaseSettings):
     faiss_threads: int = Field(
         default=1, ge=0, le=64, description="OpenMP threads per FAISS search; 0 = FAISS default."
     )
+    # Slow, idle and hostile clients (service/http_guard.py): every connection must finish
+    # its request headers in time, keep its body flowing and may idle only so long between
+    # requests; past max_connections uvicorn answers 503 instead of queueing without bound.
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's headers."
+    )
+    body_read_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest pause while a request body is being read."
+    )
+    keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
+    )
+    max_connections: int = Field(
+        default=1024,
+        ge=1,
+        description="Concurrent connections and requests (uvicorn "
+        "limit_concurrency); more are answered 503.",
+    )
+    max_header_bytes: int = Field(
+        default=16384, ge=1024, description="Largest request head (h11 max incomplete event)."
+    )
+    # Gallery-file reads (service/file_reads.py): own threads, a deadline.
+    file_read_threads: int = Field(default=2, ge=1, le=64)
+    file_read_timeout_s: float = Field(default=5.0, gt=0)
+    # Fairness (service/admission.py): heavy requests share a bounded encoder budget.
+    heavy_budget: int = Field(
+        default=128,
+        ge=1,
+        description="Texts that heavy requests (batch search) may have in the encoder at "
+        "once; past it they wait up to heavy_wait_s, then get 429 with Retry-After.",
+    )
+    heavy_wait_s: float = Field(default=1.0, ge=0)
     # Hot reload.
     watch: bool = False
     watch_interval_s: float = Field(default=2.0, gt=0)
