@@ -328,5 +328,12 @@ def evaluate(
         if groups:
             protos = attribute_prototypes(embed, groups)
             out["zero_shot"] = zero_shot(gallery, protos, seed=seed)
+    if extras:
+        from gaitsearch.model import understanding as und
+
+        out["understanding"] = und.understanding_report(
+            und.QueryReader.for_model(model), retriever.text_vectors,
+            und.load_query_records(queries_path),
+        )  # fmt: skip
     out["checkpoint"] = model.fingerprint
     return out

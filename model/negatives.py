@@ -1,0 +1,349 @@
+"""Generated text that names nothing the index can search by (training negatives).
+
+The query head reads *some* value out of any text, so on its own it cannot tell a walk
+description from "the quarterly earnings beat expectations". :mod:`understanding` refits the
+head with these texts labelled "not named" in every group. Every source here is generated
+from small tables by seeded templates (no list of test queries):
+
+- ``everyday``: sentences from other domains (finance, cooking, weather, sport, software,
+  travel, science, ...), each a subject-verb-object frame with its own word lists;
+- ``question``: questions, requests and fragments about everyday things ("how do I renew
+  a visa", "the pharmacy near me");
+- ``salad``: random runs of those sources' words;
+- ``gibberish``: random letter strings, pronounceable nonsense and keyboard-row mashes;
+- ``numbers``: integers, prices, dates, times, phone-like and code-like strings;
+- ``emoji``: runs of emoji, alone or with punctuation;
+- ``adjacent``: walking-adjacent text the vocabulary cannot search by: colours, garments,
+  clothing brands, hair, moods, weather and places, said of a neutral "person".
+
+:func:`clutter_phrase` writes the same unsearchable details as phrases to insert into real
+captions, so the head also learns to ignore them inside a query it does understand ("a woman
+in a red coat walking fast" names gender and pace, not "red coat").
+
+The *held-out* off-topic set (``model/data/heldout_offtopic.txt``) is written by hand,
+separately; nothing here reads it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+
+_DOMAINS: dict[str, tuple[list[str], list[str], list[str]]] = {
+    "finance": (
+        [
+            "the central bank",
+            "our revenue",
+            "the stock market",
+            "the company",
+            "investors",
+            "the bond yield",
+            "the startup",
+        ],
+        ["raised", "reported", "cut", "missed", "doubled", "announced", "forecast"],
+        [
+            "interest rates",
+            "its annual profit",
+            "the dividend",
+            "a new funding round",
+            "the budget deficit",
+            "record losses",
+            "its share price",
+        ],
+    ),
+    "cooking": (
+        ["the recipe", "my grandmother", "the chef", "this sauce", "the oven", "the bakery"],
+        ["needs", "uses", "calls for", "burned", "serves", "mixes"],
+        [
+            "two cups of flour",
+            "fresh basil",
+            "a pinch of salt",
+            "the chocolate cake",
+            "roasted garlic",
+            "sourdough bread",
+            "a bowl of soup",
+        ],
+    ),
+    "weather": (
+        ["the forecast", "the storm", "a cold front", "the heatwave", "the meteorologist"],
+        ["predicts", "brought", "will bring", "warned about", "delayed"],
+        [
+            "heavy snowfall",
+            "thunder tonight",
+            "clear skies",
+            "strong winds",
+            "a week of rain",
+            "freezing temperatures",
+        ],
+    ),
+    "sport": (
+        ["the home team", "the goalkeeper", "our coach", "the champion", "the referee"],
+        ["won", "lost", "scored", "cancelled", "signed", "celebrated"],
+        [
+            "the final match",
+            "three goals",
+            "a penalty",
+            "the league title",
+            "a new contract",
+            "the tournament",
+        ],
+    ),
+    "software": (
+        ["the server", "this function", "the compiler", "the database", "our build", "the update"],
+        ["crashed on", "returns", "fixed", "throws", "deployed", "optimised"],
+        [
+            "a null pointer",
+            "the login page",
+            "version two",
+            "a memory leak",
+            "the cache",
+            "an empty list",
+        ],
+    ),
+    "travel": (
+        ["the flight", "our hotel", "the train to Paris", "the museum", "the ferry"],
+        ["was delayed by", "offers", "closes at", "includes", "departs after"],
+        [
+            "two hours",
+            "free breakfast",
+            "six in the evening",
+            "a guided tour",
+            "a sea view",
+            "the holidays",
+        ],
+    ),
+    "science": (
+        ["the experiment", "the telescope", "researchers", "the vaccine", "the enzyme"],
+        ["measured", "discovered", "confirmed", "produced", "detected"],
+        [
+            "a new planet",
+            "higher pressure",
+            "the protein structure",
+            "gravitational waves",
+            "an immune response",
+            "the reaction rate",
+        ],
+    ),
+    "home": (
+        ["the landlord", "my neighbour", "the plumber", "the kitchen tap", "the cat"],
+        ["repaired", "painted", "knocked over", "ordered", "replaced"],
+        [
+            "the broken window",
+            "a new sofa",
+            "the garden fence",
+            "the light bulb",
+            "the washing machine",
+            "a vase of flowers",
+        ],
+    ),
+    "school": (
+        ["the teacher", "my essay", "the exam", "the library", "the principal"],
+        ["graded", "covers", "extended", "postponed", "requires"],
+        [
+            "chapter four",
+            "the homework",
+            "algebra",
+            "the deadline",
+            "a reading list",
+            "the history test",
+        ],
+    ),
+    "politics": (
+        ["the senate", "the minister", "voters", "the mayor", "parliament"],
+        ["approved", "rejected", "debated", "proposed", "vetoed"],
+        [
+            "the new tax law",
+            "the budget",
+            "a referendum",
+            "the trade agreement",
+            "an election reform",
+        ],
+    ),
+}
+_TIMES = ["", "", "", " yesterday", " last week", " this morning", " again", " in 2019",
+          " on Monday", " next year"]  # fmt: skip
+_EVERYDAY_FRAMES = ["{s} {v} {o}{t}", "{S} {v} {o}{t}.", "did {s} really say that it {v} {o}?",
+                    "apparently {s} {v} {o}{t}", "news: {s} {v} {o}{t}"]  # fmt: skip
+_KEYBOARD_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890"]
+_EMOJI = list("😀😂🥲😍🤔😴😡👍👎🙏🔥💯🎉🍕🍔☕🍺🐶🐱🌧️⚽🚗✈️💡📱💻❤️⭐🌈🎵")
+_NUMBER_FORMS = ["{i}", "{i}{j}", "{f}", "${f}", "{d}/{m}/20{y}", "{h}:{mi}", "+1 {i}{j}",
+                 "#{i}", "{i} {j} {k}", "v{i}.{j}", "{i}%", "room {i}", "id {i}{j}{k}"]  # fmt: skip
+
+# Walking-adjacent details this vocabulary has no group for.
+COLOURS = ["red", "blue", "green", "yellow", "black", "white", "purple", "orange", "pink",
+           "grey", "brown", "navy", "beige", "turquoise"]  # fmt: skip
+GARMENTS = ["coat", "jacket", "shirt", "hoodie", "dress", "skirt", "scarf", "hat", "cap",
+            "jeans", "sweater", "raincoat", "t-shirt", "uniform", "suit", "vest",
+            "gloves"]  # fmt: skip
+BRANDS = ["Gucci", "Zara", "Levi's", "Prada", "H&M", "Uniqlo", "Patagonia", "Ralph Lauren",
+          "Tommy Hilfiger", "Armani", "Lacoste", "Calvin Klein"]  # fmt: skip
+_HAIR = ["blonde hair", "curly hair", "a ponytail", "a shaved head", "long hair", "a beard",
+         "dreadlocks", "red hair", "a moustache", "short hair"]  # fmt: skip
+_ACCESSORIES = ["sunglasses", "glasses", "an umbrella", "a necklace", "a watch", "earrings",
+                "a tattoo", "a scarf", "a face mask", "headphones"]  # fmt: skip
+# Moods with no group (energy has tired/confident/neutral); "sad" is deliberately absent so
+# the tests can check that an unseen mood word is refused too.
+_MOODS = ["happy", "angry", "excited", "bored", "nervous", "cheerful", "grumpy", "anxious",
+          "surprised", "lonely", "friendly", "jealous", "curious", "scared"]  # fmt: skip
+_PLACES = ["in the rain", "in a park", "at the station", "near the beach", "in a shopping mall",
+           "on a bridge", "under the trees", "at night", "in the snow", "in a crowd"]  # fmt: skip
+_NEUTRAL_NOUNS = ["person", "someone", "somebody", "a pedestrian", "an individual", "a figure"]
+_ADJACENT_FRAMES = [
+    "{n} in a {c} {g}",
+    "{n} wearing a {c} {g}",
+    "{n} dressed in {c}",
+    "{n} wearing {b}",
+    "{n} in a {b} {g}",
+    "{n} with {h}",
+    "{n} with {x}",
+    "a {m} {bare}",
+    "{n} who looks {m}",
+    "{n} {p}",
+    "{c} {g}",
+    "{b}",
+    "{c}",
+    "a {c} {g} from {b}",
+    "{n} standing {p}",
+    "{n} in {c} {g} {p}",
+]
+# Clutter phrases put inside real captions (same details as "adjacent", other frames).
+_CLUTTER_FRAMES = ["in a {c} {g}", "wearing a {c} {g}", "in {b} clothes", "with {h}",
+                   "with {x}", "{p}", "dressed in {c}", "wearing {b}"]  # fmt: skip
+
+
+def _articles(text: str) -> str:
+    """'a orange coat' -> 'an orange coat'."""
+    return re.sub(r"\ba ([aeiouAEIOU])", r"an \1", text)
+
+
+def everyday(rng: random.Random) -> str:
+    subjects, verbs, objects = _DOMAINS[rng.choice(sorted(_DOMAINS))]
+    s = rng.choice(subjects)
+    text = rng.choice(_EVERYDAY_FRAMES).format(
+        s=s, S=s[0].upper() + s[1:], v=rng.choice(verbs), o=rng.choice(objects),
+        t=rng.choice(_TIMES),
+    )  # fmt: skip
+    return text
+
+
+# Questions, requests and fragments about everyday things (the form of many typed queries).
+_THINGS = ["the pharmacy", "a mortgage", "my laptop", "the invoice", "a visa", "the recipe",
+           "a dentist", "the train timetable", "my password", "a birthday cake", "the rent",
+           "a good novel", "the vaccine", "a used car", "the printer", "this equation",
+           "the weekend", "a hotel room", "the garden", "my tax return", "a spreadsheet",
+           "the playlist", "a wedding speech", "the museum", "an email", "the electricity bill",
+           "a flight", "the planet Mars", "a cover letter", "the thermostat", "pancakes",
+           "the meeting notes", "a houseplant", "the lottery", "a podcast", "the moon",
+           "a job interview", "the football score", "an apartment", "the history exam"]  # fmt: skip
+_ACTIONS = ["fix", "book", "cancel", "cook", "renew", "explain", "compare", "translate", "buy",
+            "sell", "paint", "install", "clean", "repair", "schedule", "calculate", "water",
+            "write", "download", "summarise", "rent", "bake", "order", "pay"]  # fmt: skip
+_QUESTION_FRAMES = ["how do I {a} {t}", "how to {a} {t}", "what is {t}", "where can I {a} {t}?",
+                    "why is {t} so expensive", "when does {t} open", "can you {a} {t}",
+                    "please {a} {t}", "remind me to {a} {t}", "{t} near me", "best way to {a} {t}",
+                    "is {t} worth it?", "I need to {a} {t} today", "help me {a} {t}",
+                    "cheapest {t}", "{t} opening hours", "who can {a} {t}?", "{t}"]  # fmt: skip
+
+
+def question(rng: random.Random) -> str:
+    return rng.choice(_QUESTION_FRAMES).format(a=rng.choice(_ACTIONS), t=rng.choice(_THINGS))
+
+
+def word_salad(rng: random.Random) -> str:
+    """Random runs of the other sources' words: fluent-looking text with no walk in it."""
+    pool = sorted({w for table in _DOMAINS.values() for part in table for phrase in part
+                   for w in phrase.split()} | {w for t in _THINGS for w in t.split()}
+                  | set(_ACTIONS))  # fmt: skip
+    return " ".join(rng.choices(pool, k=rng.randint(1, 6)))
+
+
+def gibberish(rng: random.Random) -> str:
+    words = []
+    for _ in range(rng.choice([1, 1, 2, 2, 3])):
+        kind = rng.random()
+        if kind < 0.35:  # random letters
+            word = "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9)))
+        elif kind < 0.65:  # a run along a keyboard row
+            row = rng.choice(_KEYBOARD_ROWS[:3])
+            start = rng.randint(0, len(row) - 2)
+            word = row[start : start + rng.randint(2, len(row) - start)]
+            if rng.random() < 0.3:
+                word = word[::-1]
+        else:  # pronounceable nonsense
+            cons, vows = "bcdfghjklmnprstvwxz", "aeiouy"
+            word = "".join(rng.choice(cons) + rng.choice(vows) for _ in range(rng.randint(1, 4)))
+        if rng.random() < 0.15:
+            word = word.upper()
+        words.append(word)
+    sep = rng.choice([" ", " ", " ", "-", "", ", "])
+    return sep.join(words)
+
+
+def numbers(rng: random.Random) -> str:
+    r = rng.randint
+    return rng.choice(_NUMBER_FORMS).format(
+        i=r(0, 9999), j=r(0, 999), k=r(0, 99), f=f"{r(0, 999)}.{r(0, 99):02d}", d=r(1, 28),
+        m=r(1, 12), y=f"{r(0, 30):02d}", h=r(0, 23), mi=f"{r(0, 59):02d}",
+    )  # fmt: skip
+
+
+def emoji(rng: random.Random) -> str:
+    text = "".join(rng.choices(_EMOJI, k=rng.randint(1, 5)))
+    return text + rng.choice(["", "", "!", "?", "!!!", " lol"])
+
+
+def _details(rng: random.Random) -> dict[str, str]:
+    return {
+        "c": rng.choice(COLOURS), "g": rng.choice(GARMENTS), "b": rng.choice(BRANDS),
+        "h": rng.choice(_HAIR), "x": rng.choice(_ACCESSORIES), "m": rng.choice(_MOODS),
+        "p": rng.choice(_PLACES),
+    }  # fmt: skip
+
+
+def adjacent(rng: random.Random) -> str:
+    d = _details(rng)
+    noun = rng.choice(_NEUTRAL_NOUNS)
+    bare = noun.split()[-1] if noun.startswith(("a ", "an ")) else "person"
+    return _articles(rng.choice(_ADJACENT_FRAMES).format(n=noun, bare=bare, **d))
+
+
+def clutter_phrase(rng: random.Random) -> str:
+    """An unsearchable detail ("in a red coat", "with sunglasses") to insert in a caption."""
+    return _articles(rng.choice(_CLUTTER_FRAMES).format(**_details(rng)))
+
+
+SOURCES = {
+    "everyday": everyday,
+    "gibberish": gibberish,
+    "numbers": numbers,
+    "emoji": emoji,
+    "adjacent": adjacent,
+    "question": question,
+    "salad": word_salad,
+}
+# Share of each source in a negative set (more of the kinds that look most like queries).
+WEIGHTS = {
+    "everyday": 0.2,
+    "question": 0.15,
+    "salad": 0.1,
+    "gibberish": 0.15,
+    "numbers": 0.07,
+    "emoji": 0.05,
+    "adjacent": 0.28,
+}
+
+
+def generate_negatives(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` distinct ``(source, text)`` negatives, deterministic for a seed."""
+    rng = random.Random(f"negatives:{seed}")
+    names = list(WEIGHTS)
+    out: dict[str, str] = {}
+    for _ in range(n * 20):
+        if len(out) >= n:
+            break
+        source = rng.choices(names, weights=[WEIGHTS[k] for k in names])[0]
+        text = SOURCES[source](rng).strip()
+        if text and text not in out:
+            out[text] = source
+    return [(source, text) for text, source in out.items()]

@@ -1,0 +1,598 @@
+"""Query understanding: what a query was read as, and whether it names anything at all.
+
+The attribute space's query head (:mod:`gaitsearch.model.query_head`) gives, per attribute
+group, a softmax over the group's values plus "not named". :class:`QueryReader` turns that
+into an :class:`Understanding`:
+
+- ``terms``: the groups whose most likely value has a *calibrated* confidence of at least the
+  checkpoint's threshold. Confidence is the head's softmax at a calibration temperature fitted
+  so that, on validation queries, a term of confidence p is right about p of the time.
+- ``grounded``: at least one term. Off-topic text, nonsense and walking words outside the
+  vocabulary read as "not named" in every group, because the head was refitted
+  (:func:`fit_understanding`) with generated negatives (:mod:`gaitsearch.model.negatives`)
+  labelled so, and real captions with unsearchable clutter inserted ("in a red coat").
+- ``ignored``: content words (stop-words and framing words such as "person" or "walking"
+  aside) that support no term: a word supports a term when, read alone, it names the term's
+  value, or when removing it from the query loses the term. The single words are embedded in
+  one batched call; the leave-one-out texts only for terms no single word explains.
+
+:meth:`QueryReader.restrict` answers a query only on what was understood: the query vector's
+groups that are not terms are zeroed, and a query that is not grounded gets an all-zero vector.
+
+Limitation: a text-space checkpoint has no query head, so there is nothing to read terms from;
+its reader says every query is grounded, with no terms and no ignored words.
+
+The reading parameters (calibration temperature, threshold) and their validation numbers are
+stored in the checkpoint config's ``understanding`` entry; ``gaitsearch understanding fit``
+writes them. :func:`understanding_report` measures calibration (ECE and a reliability table on
+held-out phrasing) and grounding rates, for ``eval``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Encode = Callable[[list[str]], np.ndarray]
+
+# Function words, and framing words that every walk query may use without naming a value.
+STOP_WORDS = frozenset(
+    """a an the and or but of in on at to for from with without by as is are was were be been
+    being who that which this these those it its their them they his her he she we us me my
+    our you your i any some very really just also then than there here while into onto off
+    out over under up down along toward towards through not no do does did has have had
+    find show looking look looks search want see seen viewed please can could would give
+    person people someone somebody individual figure pedestrian pedestrians walker human
+    humans one walking walk walks walked video clip footage sequence recording moving
+    going""".split()
+)
+_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+
+EXAMPLE_QUERIES = (
+    "woman in heels walking briskly",
+    "old man with a cane walking slowly",
+    "child running, seen from the side",
+    "tired person carrying a suitcase",
+)
+# A word read alone supports a term when it gives the term's value at least this probability.
+SUPPORT = 0.25
+HELDOUT_OFFTOPIC = Path(__file__).resolve().parent / "data" / "heldout_offtopic.txt"
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str  # attribute group
+    value: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Understanding:
+    grounded: bool
+    terms: list[Term]
+    ignored: list[str]
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "grounded": self.grounded,
+            "terms": [
+                {"name": t.name, "value": t.value, "confidence": round(t.confidence, 4)}
+                for t in self.terms
+            ],
+            "ignored": list(self.ignored),
+        }
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+
+def content_words(text: str) -> list[str]:
+    """The query's words that could carry meaning, in order, once each."""
+    words = _WORD.findall(text.lower())
+    return list(dict.fromkeys(w for w in words if w not in STOP_WORDS))
+
+
+def not_grounded_detail(vocabulary: Mapping[str, Sequence[str]]) -> str:
+    groups = "; ".join(
+        f"{g} ({', '.join(v.replace('_', ' ') for v in values)})"
+        for g, values in vocabulary.items()
+    )
+    examples = ", ".join(f'"{q}"' for q in EXAMPLE_QUERIES)
+    return (
+        "This query names nothing this index can search by. Describe how a person walks or "
+        f"looks by: {groups}. For example: {examples}."
+    )
+
+
+class QueryReader:
+    """Reads queries through a checkpoint's query head (attribute space)."""
+
+    def __init__(
+        self,
+        weight: np.ndarray | None,
+        bias: np.ndarray | None,
+        vocabulary: Mapping[str, Sequence[str]],
+        threshold: float = 0.5,
+        platt: tuple[float, float] = (1.0, 0.0),
+        bank: np.ndarray | None = None,
+        min_similarity: float = 0.0,
+    ) -> None:
+        self.weight = weight
+        self.bias = bias
+        self.vocabulary = {g: list(v) for g, v in vocabulary.items()}
+        self.groups = list(self.vocabulary)
+        self.sizes = [len(v) for v in self.vocabulary.values()]
+        self.threshold = float(threshold)
+        self.platt = (float(platt[0]), float(platt[1]))
+        self.bank = None if bank is None else np.asarray(bank, dtype=np.float32)
+        self.min_similarity = float(min_similarity)
+        self.detail = not_grounded_detail(self.vocabulary) if self.vocabulary else None
+
+    @property
+    def has_head(self) -> bool:
+        return self.weight is not None
+
+    @classmethod
+    def for_model(cls, model: Any) -> QueryReader:
+        """The reader of a loaded checkpoint (anything with ``config`` and ``encoder``)."""
+        encoder = model.encoder
+        head = getattr(encoder, "query_head", None)
+        if getattr(model.config.encoder, "space", "text") != "attributes" or head is None:
+            return cls(None, None, {})
+        vocab = model.config.encoder.attribute_vocabulary or {}
+        params = getattr(model.config, "understanding", None) or {}
+        return cls(
+            head.linear.weight.detach().cpu().numpy().copy(),
+            head.linear.bias.detach().cpu().numpy().copy(),
+            vocab,
+            threshold=float(params.get("threshold", 0.5)),
+            platt=tuple(params.get("platt", (1.0, 0.0))),  # type: ignore[arg-type]
+            bank=load_bank(model.path) if params and model.path is not None else None,
+            min_similarity=float(params.get("min_similarity", 0.0)),
+        )
+
+    # -- the head's calibrated reading ---------------------------------------------------
+    def group_probabilities(self, text_vectors: np.ndarray) -> list[np.ndarray]:
+        """Per group ``(n, values + 1)``: the head's softmax (at temperature 1, not the
+        sharper ranking temperature), "not named" last."""
+        assert self.weight is not None and self.bias is not None
+        return [np.exp(block) for block in self.group_log_probabilities(text_vectors)]
+
+    def group_log_probabilities(self, text_vectors: np.ndarray) -> list[np.ndarray]:
+        """:meth:`group_probabilities` as logs (float64: the head is sharp, and confidence
+        reads the log-odds of values whose probability is 1 - 1e-9)."""
+        assert self.weight is not None and self.bias is not None
+        logits = np.asarray(text_vectors, dtype=np.float32) @ self.weight.T + self.bias
+        out, col = [], 0
+        for n in self.sizes:
+            block = logits[:, col : col + n + 1].astype(np.float64)
+            block = block - block.max(axis=1, keepdims=True)
+            out.append(block - np.log(np.exp(block).sum(axis=1, keepdims=True)))
+            col += n + 1
+        return out
+
+    def novelty_ok(self, text_vectors: np.ndarray) -> np.ndarray:
+        """Whether each text lies near the walk captions the head was fitted on (cosine to
+        the nearest of a stored sample at least ``min_similarity``)."""
+        if self.bank is None:
+            return np.ones(len(text_vectors), dtype=bool)
+        sims = np.asarray(text_vectors, dtype=np.float32) @ self.bank.T
+        return np.asarray(sims.max(axis=1) >= self.min_similarity)
+
+    def confidence(self, log_p: np.ndarray) -> np.ndarray:
+        """The head's log-probability of a value → calibrated probability that the term is
+        right (Platt scaling of its log-odds, fitted on validation queries)."""
+        log_p = np.minimum(np.asarray(log_p, dtype=np.float64), -1e-300)
+        log_odds = log_p - np.log(-np.expm1(log_p))
+        a, b = self.platt
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(a * log_odds + b, -50, 50))))
+
+    def _terms(self, log_probs: list[np.ndarray], row: int, near: bool = True) -> list[Term]:
+        terms: list[Term] = []
+        if not near:
+            return terms
+        for g, lp in enumerate(log_probs):
+            v = int(np.argmax(lp[row, :-1]))
+            if np.exp(lp[row, v]) >= self.threshold:
+                terms.append(Term(self.groups[g], self.vocabulary[self.groups[g]][v],
+                                  float(self.confidence(lp[row, v]))))  # fmt: skip
+        return terms
+
+    def read_terms(self, text_vectors: np.ndarray) -> list[list[Term]]:
+        """Terms only (no word analysis): what ``grounded`` and ``restrict`` need."""
+        if not self.has_head:
+            return [[] for _ in range(len(text_vectors))]
+        log_probs = self.group_log_probabilities(text_vectors)
+        near = self.novelty_ok(text_vectors)
+        return [self._terms(log_probs, i, bool(near[i])) for i in range(len(text_vectors))]
+
+    # -- the public reading ------------------------------------------------------------
+    def read(
+        self, texts: list[str], text_vectors: np.ndarray, encode: Encode
+    ) -> list[Understanding]:
+        """How each text was understood. ``text_vectors`` are the frozen text encoder's
+        embeddings of ``texts``; ``encode`` embeds the few extra texts the word analysis
+        needs (at most two batched calls for the whole list)."""
+        if not self.has_head:
+            return [Understanding(True, [], []) for _ in texts]
+        query_log_probs = self.group_log_probabilities(text_vectors)
+        raw = [[np.exp(lp[i]) for lp in query_log_probs] for i in range(len(texts))]
+        near = self.novelty_ok(text_vectors)
+        all_terms = [self._terms(query_log_probs, i, bool(near[i])) for i in range(len(texts))]
+        words = [content_words(t) for t in texts]
+        # Single words of grounded queries, one batched call.
+        wanted = sorted({w for ws, ts in zip(words, all_terms, strict=True) if ts for w in ws})
+        word_probs: dict[str, list[np.ndarray]] = {}
+        if wanted:
+            probs = self.group_probabilities(encode(wanted))
+            word_probs = {w: [p[i] for p in probs] for i, w in enumerate(wanted)}
+        used: list[set[str]] = [set() for _ in texts]
+        unexplained: list[tuple[int, Term]] = []
+        for i, (ws, ts) in enumerate(zip(words, all_terms, strict=True)):
+            for term in ts:
+                g = self.groups.index(term.name)
+                v = self.vocabulary[term.name].index(term.value)
+                support = {w for w in ws if word_probs[w][g][v] >= SUPPORT
+                           or word_probs[w][g][-1] <= 0.5}  # fmt: skip
+                used[i] |= support
+                if not support:
+                    unexplained.append((i, term))
+        # Terms no single word names ("side view"): which words does the query need for them?
+        drops = [(i, t, w) for i, t in unexplained for w in words[i] if w not in used[i]]
+        if drops:
+            variants = [_without(texts[i], w) for i, _, w in drops]
+            probs = self.group_probabilities(encode(variants))
+            for k, (i, term, w) in enumerate(drops):
+                g = self.groups.index(term.name)
+                v = self.vocabulary[term.name].index(term.value)
+                if probs[g][k, v] < max(self.threshold, float(raw[i][g][v]) - 0.25):
+                    used[i].add(w)
+        out = []
+        for i, (ws, ts) in enumerate(zip(words, all_terms, strict=True)):
+            ignored = [w for w in ws if w not in used[i]]
+            if ts:
+                out.append(Understanding(True, ts, ignored))
+            else:
+                out.append(Understanding(False, [], ignored, self.detail))
+        return out
+
+    def restrict(
+        self, query_vectors: np.ndarray, understandings: Sequence[Understanding]
+    ) -> np.ndarray:
+        """The query vectors answered only on what was understood (a copy)."""
+        out = np.array(query_vectors, dtype=np.float32, copy=True)
+        if not self.has_head:
+            return out
+        starts = np.cumsum([0, *self.sizes])
+        for row, u in enumerate(understandings):
+            keep = {t.name for t in u.terms} if u.grounded else set()
+            for g, name in enumerate(self.groups):
+                if name not in keep:
+                    out[row, starts[g] : starts[g + 1]] = 0.0
+        return out
+
+
+def _without(text: str, word: str) -> str:
+    return re.sub(rf"(?i)\b{re.escape(word)}\b", " ", text)
+
+
+# --- fitting ---------------------------------------------------------------------------------
+@dataclass
+class FitData:
+    """Texts and their ``(n, G)`` codes (-1: group not named) for one split."""
+
+    texts: list[str] = field(default_factory=list)
+    codes: list[np.ndarray] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+
+    def add(self, text: str, code: np.ndarray, kind: str) -> None:
+        self.texts.append(text)
+        self.codes.append(np.asarray(code, dtype=np.int8))
+        self.kinds.append(kind)
+
+    def code_array(self, groups: int) -> np.ndarray:
+        return np.stack(self.codes) if self.codes else np.zeros((0, groups), dtype=np.int8)
+
+
+_PERSON_NOUN = re.compile(
+    r"\b(man|woman|guy|lady|person|individual|figure|boy|girl|child|kid|adult|grown-up)\b"
+)
+
+
+def _insert_clutter(text: str, clutter: str, rng: random.Random) -> str:
+    """Put an unsearchable detail after the caption's person noun, or at either end."""
+    match = _PERSON_NOUN.search(text)
+    where = rng.random()
+    if match and where < 0.6:
+        return f"{text[: match.end()]} {clutter}{text[match.end() :]}"
+    if where < 0.8:
+        return f"{text.rstrip('.')} {clutter}"
+    return f"{clutter[0].upper()}{clutter[1:]}, {text[0].lower()}{text[1:]}"
+
+
+def training_texts(n_walkers: int = 2500, n_negatives: int = 6000, seed: int = 0) -> FitData:
+    """Training-family captions (some with clutter inserted) and generated negatives."""
+    from gaitsearch.model.captions import GROUPS, build_captions
+    from gaitsearch.model.describe import compose
+    from gaitsearch.model.negatives import clutter_phrase, generate_negatives
+    from gaitsearch.model.synth import sample_attributes
+
+    nrng = np.random.default_rng(seed)
+    table = build_captions([sample_attributes(nrng) for _ in range(n_walkers)], 6, seed=seed)
+    rng = random.Random(f"understanding:{seed}")
+    data = FitData()
+    none = np.full(len(GROUPS), -1, dtype=np.int8)
+    for text, code in zip(table.texts, table.codes, strict=True):
+        data.add(text, code, "caption")
+        if rng.random() < 0.3:
+            data.add(_insert_clutter(text, clutter_phrase(rng), rng), code, "caption+clutter")
+    for _ in range(max(50, n_negatives // 20)):  # a walk that names nothing
+        data.add(compose({}, rng), none, "nothing named")
+    for source, text in generate_negatives(n_negatives, seed=seed):
+        data.add(text, none, source)
+    return data
+
+
+def validation_texts(n_queries: int = 1500, n_negatives: int = 1500, seed: int = 1) -> FitData:
+    """Held-out-family queries over random predicates (1-3 groups, as ``synth`` writes them)
+    and generated negatives of another seed: for the calibration temperature and the
+    threshold. Neither the test queries nor the hand-written held-out set are used."""
+    from gaitsearch.model.captions import GROUPS, encode_attributes
+    from gaitsearch.model.describe import heldout_query
+    from gaitsearch.model.negatives import generate_negatives
+    from gaitsearch.model.synth import sample_attributes
+
+    nrng = np.random.default_rng([seed, 7])
+    rng = random.Random(f"understanding-val:{seed}")
+    data = FitData()
+    defaults = {"nothing", "none", "neutral", "average", "flat"}
+    while len(data.texts) < n_queries:
+        anchor = sample_attributes(nrng)
+        k = rng.choices([1, 2, 3], weights=[0.3, 0.45, 0.25])[0]
+        predicate = {g: anchor[g] for g in sorted(rng.sample(list(GROUPS), k))}
+        if all(v in defaults for v in predicate.values()):
+            continue
+        data.add(heldout_query(predicate, rng), encode_attributes(predicate), "walking")
+    none = np.full(len(GROUPS), -1, dtype=np.int8)
+    for source, text in generate_negatives(n_negatives, seed=seed + 1000):
+        data.add(text, none, source)
+    return data
+
+
+def term_outcomes(
+    reader: QueryReader, text_vectors: np.ndarray, codes: np.ndarray, floor: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log-probability and rightness of every term the reader emits (or, with ``floor``,
+    of every most likely value whose probability reaches it)."""
+    floor = reader.threshold if floor is None else floor
+    near = reader.novelty_ok(text_vectors)
+    conf, right = [], []
+    for g, lp in enumerate(reader.group_log_probabilities(text_vectors)):
+        v = lp[:, :-1].argmax(1)
+        c = lp[np.arange(len(lp)), v]
+        keep = (np.exp(c) >= floor) & near
+        conf.append(c[keep])
+        right.append(codes[keep, g] == v[keep])
+    return np.concatenate(conf), np.concatenate(right).astype(np.float64)
+
+
+def _grounded(reader: QueryReader, text_vectors: np.ndarray) -> np.ndarray:
+    probs = reader.group_probabilities(text_vectors)
+    top = np.max(np.stack([p[:, :-1].max(1) for p in probs], axis=1), axis=1)
+    return (top >= reader.threshold) & reader.novelty_ok(text_vectors)
+
+
+BANK_FILE = "understanding.safetensors"
+BANK_SIZE = 256
+
+
+def load_bank(path: Path | str) -> np.ndarray | None:
+    """The stored caption sample of a checkpoint directory (None if it has none)."""
+    file = Path(path) / BANK_FILE
+    if not file.is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    return load_file(str(file))["captions"].astype(np.float32)
+
+
+def save_bank(path: Path | str, bank: np.ndarray) -> None:
+    from safetensors.numpy import save_file
+
+    tmp = Path(path) / (BANK_FILE + ".tmp")
+    save_file({"captions": np.ascontiguousarray(bank, dtype=np.float16)}, str(tmp))
+    tmp.replace(Path(path) / BANK_FILE)
+
+
+def _fit_platt(log_p: np.ndarray, right: np.ndarray) -> tuple[float, float]:
+    """Platt scaling ``sigmoid(a * log_odds + b)`` of the terms' log-odds by grid search on
+    the log-loss (the sharp head's log-odds reach the hundreds; Newton's method diverges)."""
+    log_p = np.minimum(log_p, -1e-300)
+    z = np.clip(log_p - np.log(-np.expm1(log_p)), -200, 200)
+    best, best_loss = (1.0, 0.0), np.inf
+    for a in np.geomspace(1e-3, 3.0, 60):
+        for b in np.linspace(-4.0, 4.0, 81):
+            q = np.clip(1.0 / (1.0 + np.exp(-(a * z + b))), 1e-6, 1 - 1e-6)
+            loss = -float(np.mean(right * np.log(q) + (1 - right) * np.log(1 - q)))
+            if loss < best_loss:
+                best, best_loss = (float(a), float(b)), loss
+    return best
+
+
+THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.2, 0.991, 0.01), 3))
+SIMILARITIES = tuple(float(t) for t in np.round(np.arange(0.0, 0.501, 0.025), 3))
+
+
+def calibrate(reader: QueryReader, vectors: np.ndarray, data: FitData) -> dict[str, Any]:
+    """On validation data: the threshold (best balanced grounding accuracy, walking queries vs
+    negatives; among thresholds within half a point of the best, the strictest), then the
+    Platt scaling of the terms it emits. Sets both on ``reader``; returns them with their
+    validation numbers."""
+    codes = data.code_array(len(reader.groups))
+    walking = np.array([k == "walking" for k in data.kinds])
+    rates: dict[tuple[float, float], tuple[float, float]] = {}
+    for sim in SIMILARITIES if reader.bank is not None else (0.0,):
+        for th in THRESHOLDS:
+            reader.threshold, reader.min_similarity = th, sim
+            g = _grounded(reader, vectors)
+            rates[(th, sim)] = (float(g[walking].mean()), float(1 - g[~walking].mean()))
+    best = max(sum(r) / 2 for r in rates.values())
+    chosen = max((k for k, r in rates.items() if sum(r) / 2 >= best - 0.005),
+                 key=lambda k: (k[1], k[0]))  # fmt: skip
+    reader.threshold, reader.min_similarity = chosen
+    p, right = term_outcomes(reader, vectors[walking], codes[walking])
+    reader.platt = _fit_platt(p, right)
+    conf = reader.confidence(p)
+    return {
+        "threshold": reader.threshold,
+        "min_similarity": reader.min_similarity,
+        "platt": list(reader.platt),
+        "validation": {
+            "walking_grounded": rates[chosen][0],
+            "negatives_not_grounded": rates[chosen][1],
+            "ece": expected_calibration_error(conf, right),
+            "n_walking": int(walking.sum()),
+            "n_negatives": int((~walking).sum()),
+        },
+    }
+
+
+def fit_understanding(
+    model: Any, encode: Encode, seed: int = 0, steps: int = 3000, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Refit ``model``'s query head with negatives and clutter, calibrate it, and set the
+    result on ``model`` (head weights in place, ``model.config.understanding``). Returns the
+    understanding entry. The motion encoder is untouched."""
+    import torch
+    from gaitsearch.model.query_head import QueryHead, train_query_head
+
+    encoder = model.encoder
+    if getattr(model.config.encoder, "space", "text") != "attributes":
+        raise ValueError("only an attribute-space checkpoint has a query head to refit")
+    train = training_texts(seed=seed)
+    groups = len(encoder.attribute_sizes)
+    log(f"embedding {len(train.texts)} training texts")
+    x = np.asarray(encode(train.texts), dtype=np.float32)
+    old = encoder.query_head
+    head = QueryHead(old.linear.in_features, encoder.attribute_sizes, old.temperature)
+    head.load_state_dict(old.state_dict())  # warm start from the shipped head
+    with torch.enable_grad():
+        loss = train_query_head(head, x, train.code_array(groups), steps=steps, seed=seed)
+    log(f"query head refitted ({steps} steps, loss {loss:.3f})")
+    old.linear.load_state_dict(head.linear.state_dict())
+    old.requires_grad_(False)
+    captions = [i for i, k in enumerate(train.kinds) if k == "caption"]
+    pick = np.random.default_rng(seed).choice(len(captions), BANK_SIZE, replace=False)
+    bank = x[[captions[i] for i in sorted(pick)]].astype(np.float16).astype(np.float32)
+    val = validation_texts(seed=seed + 1)
+    log(f"embedding {len(val.texts)} validation texts")
+    vectors = np.asarray(encode(val.texts), dtype=np.float32)
+    reader = QueryReader.for_model(model)
+    reader.bank = bank
+    entry = calibrate(reader, vectors, val)
+    kinds: dict[str, int] = {}
+    for k in train.kinds:
+        kinds[k] = kinds.get(k, 0) + 1
+    entry["fitted"] = {"seed": seed, "steps": steps, "loss": round(loss, 4), "texts": kinds}
+    model.config.understanding = entry
+    model.understanding_bank = bank  # saved beside the weights by save_understanding
+    log(f"calibration: {json.dumps({k: v for k, v in entry.items() if k != 'fitted'})}")
+    return entry
+
+
+def save_understanding(model: Any, path: Path | str) -> Path:
+    """Write a refitted checkpoint: weights and config, and the caption sample."""
+    from gaitsearch.model.checkpoint import save_checkpoint
+
+    written = save_checkpoint(model.encoder, model.config, path)
+    save_bank(written, model.understanding_bank)
+    return written
+
+
+# --- measurement -----------------------------------------------------------------------------
+def expected_calibration_error(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    rows = reliability_table(conf, right, bins)
+    gap = sum(r["n"] * abs(r["confidence"] - r["accuracy"]) for r in rows)
+    return float(gap / max(len(conf), 1))
+
+
+def reliability_table(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """Per confidence bin: how many terms, their mean confidence, how often they were right."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    rows = []
+    for b in range(bins):
+        lo, hi = edges[b], edges[b + 1]
+        inside = (conf >= lo) & ((conf < hi) if b < bins - 1 else (conf <= hi))
+        if inside.any():
+            rows.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": int(inside.sum()),
+                         "confidence": round(float(conf[inside].mean()), 4),
+                         "accuracy": round(float(right[inside].mean()), 4)})  # fmt: skip
+    return rows
+
+
+def read_offtopic(path: Path | str = HELDOUT_OFFTOPIC) -> list[str]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def understanding_report(
+    reader: QueryReader,
+    encode: Encode,
+    queries: Sequence[Mapping[str, Any]],
+    offtopic: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Calibration and grounding on held-out data. ``queries``: held-out-phrased walking
+    queries with their ``attributes`` (a ``queries.jsonl`` as ``synth`` writes it);
+    ``offtopic``: held-out off-topic texts (default: the hand-written set)."""
+    if not reader.has_head:
+        return {"note": "text-space checkpoint: no query head, every query reads as grounded"}
+    from gaitsearch.model.captions import encode_attributes
+
+    offtopic = list(offtopic) if offtopic is not None else read_offtopic()
+    walking = [q for q in queries if isinstance(q.get("attributes"), dict)]
+    out: dict[str, Any] = {"threshold": reader.threshold, "platt": list(reader.platt)}
+    if walking:
+        vectors = encode([str(q["query"]) for q in walking])
+        codes = np.stack([encode_attributes(q["attributes"]) for q in walking])
+        p, right = term_outcomes(reader, vectors, codes)
+        conf = reader.confidence(p)
+        named = (codes >= 0).sum()
+        out.update(
+            walking_grounded=float(_grounded(reader, vectors).mean()),
+            n_walking=len(walking),
+            n_terms=len(conf),
+            term_precision=float(right.mean()) if len(right) else None,
+            term_recall=float(right.sum() / max(named, 1)),
+            ece=expected_calibration_error(conf, right),
+            reliability=reliability_table(conf, right),
+        )
+    if offtopic:
+        vectors = encode(list(offtopic))
+        grounded = _grounded(reader, vectors)
+        out.update(
+            offtopic_not_grounded=float(1 - grounded.mean()),
+            n_offtopic=len(offtopic),
+            offtopic_grounded_examples=[t for t, g in zip(offtopic, grounded, strict=True) if g][
+                :20
+            ],
+        )
+    return out
+
+
+def load_query_records(path: Path | str) -> list[dict[str, Any]]:
+    """The raw rows of a queries JSONL file (with ``attributes`` where ``synth`` wrote them)."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            doc = json.loads(line)
+            if isinstance(doc, dict) and isinstance(doc.get("query"), str):
+                rows.append(doc)
+    return rows

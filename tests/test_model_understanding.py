@@ -1,0 +1,97 @@
+"""Query understanding with the shipped checkpoint: nonsense and off-topic text is refused,
+walk descriptions are read as attribute terms, unsearchable words are reported ignored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gaitsearch.model.negatives import generate_negatives
+from gaitsearch.model.understanding import (
+    QueryReader,
+    Understanding,
+    content_words,
+    read_offtopic,
+)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from gaitsearch.model.checkpoint import load_checkpoint
+
+    return load_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def reader(shipped) -> QueryReader:
+    return QueryReader.for_model(shipped)
+
+
+def _read(reader, text_encoder, texts: list[str]) -> list[Understanding]:
+    return reader.read(texts, text_encoder.encode(texts), text_encoder.encode)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["xyzzy qwerty", "the quarterly earnings beat expectations", "asdf jkl", "a sad person"],
+)
+def test_nonsense_and_off_topic_are_not_grounded(reader, text_encoder, text) -> None:
+    (u,) = _read(reader, text_encoder, [text])
+    assert not u.grounded and u.terms == []
+    assert u.detail and "pace" in u.detail and "woman in heels" in u.detail
+    assert u.to_dict()["detail"] == u.detail
+
+
+def test_walk_description_is_read_as_terms(reader, text_encoder) -> None:
+    (u,) = _read(reader, text_encoder, ["woman in heels walking briskly"])
+    terms = {t.name: t.value for t in u.terms}
+    assert u.grounded and terms["gender"] == "female" and terms["footwear"] == "heels"
+    assert terms["pace"] in ("brisk", "running")
+    assert all(0.5 < t.confidence <= 1.0 for t in u.terms)
+    assert u.ignored == []
+
+
+def test_partly_understood_query_reports_what_it_ignored(reader, text_encoder) -> None:
+    (u,) = _read(reader, text_encoder, ["a woman in a red coat walking fast"])
+    assert u.grounded and {t.name for t in u.terms} >= {"gender", "pace"}
+    assert "red" in u.ignored and "coat" in u.ignored and "woman" not in u.ignored
+    d = u.to_dict()
+    assert set(d) == {"grounded", "terms", "ignored"}
+    assert set(d["terms"][0]) == {"name", "value", "confidence"}
+
+
+def test_restrict_zeroes_what_was_not_understood(shipped, reader, text_encoder) -> None:
+    texts = ["a woman in a red coat walking fast", "xyzzy qwerty"]
+    vectors = text_encoder.encode(texts)
+    us = reader.read(texts, vectors, text_encoder.encode)
+    q = shipped.embed_queries(vectors)
+    r = reader.restrict(q, us)
+    assert not r[1].any()  # not grounded: nothing to search by
+    starts = np.cumsum([0, *reader.sizes])
+    kept = {t.name for t in us[0].terms}
+    for g, name in enumerate(reader.groups):
+        block = r[0, starts[g] : starts[g + 1]]
+        assert (block == q[0, starts[g] : starts[g + 1]]).all() if name in kept else not block.any()
+
+
+def test_text_space_checkpoint_reads_everything_as_grounded(tiny_checkpoint, text_encoder) -> None:
+    from gaitsearch.model.checkpoint import load_checkpoint
+
+    reader = QueryReader.for_model(load_checkpoint(tiny_checkpoint))
+    (u,) = _read(reader, text_encoder, ["xyzzy qwerty"])
+    assert u.grounded and u.terms == [] and u.ignored == []
+
+
+def test_shipped_config_records_the_threshold_chosen_on_validation(shipped) -> None:
+    entry = shipped.config.understanding
+    assert entry and 0 < entry["threshold"] < 1 and entry["validation"]["n_walking"] >= 1000
+
+
+def test_held_out_off_topic_set_is_separate_from_the_generated_negatives() -> None:
+    heldout = set(read_offtopic())
+    assert len(heldout) >= 200
+    generated = {t for seed in (0, 1001) for _, t in generate_negatives(6000, seed=seed)}
+    assert len(heldout & generated) <= 5  # short strings like "42" may coincide
+
+
+def test_stop_and_framing_words_are_never_reported_ignored() -> None:
+    assert content_words("Show me a person walking in a red coat") == ["red", "coat"]
