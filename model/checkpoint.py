@@ -43,8 +43,8 @@ class CheckpointConfig(BaseModel):
     text_encoder: TextEncoderInfo
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
-    # Query understanding (calibration temperature, grounded threshold, their validation
-    # numbers): written by `gaitsearch understanding fit`, read by model.understanding.
+    # Query understanding (grounded threshold, caption-similarity gate, confidence
+    # calibration, their validation numbers): written by `gaitsearch understanding fit`.
     understanding: dict[str, Any] | None = None
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 

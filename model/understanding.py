@@ -4,9 +4,13 @@ The attribute space's query head (:mod:`gaitsearch.model.query_head`) gives, per
 group, a softmax over the group's values plus "not named". :class:`QueryReader` turns that
 into an :class:`Understanding`:
 
-- ``terms``: the groups whose most likely value has a *calibrated* confidence of at least the
-  checkpoint's threshold. Confidence is the head's softmax at a calibration temperature fitted
-  so that, on validation queries, a term of confidence p is right about p of the time.
+- ``terms``: the groups whose most likely value has a head probability (softmax at
+  temperature 1) of at least the checkpoint's ``threshold``, for a text whose cosine to the
+  nearest of a stored sample of 256 training captions (``understanding.safetensors``) is at
+  least ``min_similarity``. Both were chosen on validation data (best balanced accuracy of
+  held-out-family walking queries grounded vs generated negatives not grounded). A term's
+  ``confidence`` is the Platt scaling of its log-odds fitted on validation queries, so that a
+  term of confidence p is right about p of the time.
 - ``grounded``: at least one term. Off-topic text, nonsense and walking words outside the
   vocabulary read as "not named" in every group, because the head was refitted
   (:func:`fit_understanding`) with generated negatives (:mod:`gaitsearch.model.negatives`)
@@ -22,7 +26,7 @@ groups that are not terms are zeroed, and a query that is not grounded gets an a
 Limitation: a text-space checkpoint has no query head, so there is nothing to read terms from;
 its reader says every query is grounded, with no terms and no ignored words.
 
-The reading parameters (calibration temperature, threshold) and their validation numbers are
+The reading parameters (threshold, similarity gate, Platt scaling) and their validation numbers are
 stored in the checkpoint config's ``understanding`` entry; ``gaitsearch understanding fit``
 writes them. :func:`understanding_report` measures calibration (ECE and a reliability table on
 held-out phrasing) and grounding rates, for ``eval``.
@@ -343,8 +347,8 @@ def training_texts(n_walkers: int = 2500, n_negatives: int = 6000, seed: int = 0
 
 def validation_texts(n_queries: int = 1500, n_negatives: int = 1500, seed: int = 1) -> FitData:
     """Held-out-family queries over random predicates (1-3 groups, as ``synth`` writes them)
-    and generated negatives of another seed: for the calibration temperature and the
-    threshold. Neither the test queries nor the hand-written held-out set are used."""
+    and generated negatives of another seed: for the threshold, the similarity gate and the
+    confidence calibration. Neither the test queries nor the hand-written held-out set are used."""
     from gaitsearch.model.captions import GROUPS, encode_attributes
     from gaitsearch.model.describe import heldout_query
     from gaitsearch.model.negatives import generate_negatives

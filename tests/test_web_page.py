@@ -122,3 +122,76 @@ def test_errors_and_empty_input_are_shown_clearly(browser, server):
     page.wait_for_selector("#status.error", timeout=10_000)
     assert "422" in page.inner_text("#status") and "1000" in page.inner_text("#status")
     page.close()
+
+
+UNDERSTOOD = {
+    "grounded": True,
+    "terms": [
+        {"name": "gender", "value": "female", "confidence": 0.95},
+        {"name": "pace", "value": "brisk", "confidence": 0.96},
+        {"name": "view", "value": "side", "confidence": 0.9},
+    ],
+    "ignored": ["red", "coat"],
+}
+NOT_GROUNDED = {
+    "grounded": False,
+    "terms": [],
+    "ignored": ["quarterly", "earnings"],
+    "detail": "This query names nothing this index can search by. Describe how a person "
+    "walks or looks by: gender (male, female); pace (slow, normal, brisk, running).",
+}
+
+
+def _answer_with(page, understood: dict) -> None:
+    """Serve /search from the real server with ``understood`` set as given (the page is
+    tested on the contract, whatever checkpoint the test index uses)."""
+    import json
+
+    def handle(route):
+        response = route.fetch()
+        body = response.json()
+        body["understood"] = understood
+        if not understood["grounded"]:
+            body["results"] = []
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route("**/search?*", handle)
+
+
+@pytest.mark.slow
+def test_interpretation_chips_and_not_grounded_message(browser, server):
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/")
+    _answer_with(page, UNDERSTOOD)
+    page.fill("#query", "a woman in a red coat walking fast, side view")
+    page.select_option("#k", "6")
+    page.click("#search-button")
+    page.wait_for_selector(".result canvas[data-frame]", timeout=20_000)
+    chips = page.inner_text("#understood")
+    assert "understood:" in chips and "female" in chips and "brisk" in chips
+    assert "ignored:" in chips and "red coat" in chips
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_understood.png"), full_page=True)
+
+    page.unroute("**/search?*")
+    _answer_with(page, NOT_GROUNDED)
+    page.fill("#query", "the quarterly earnings beat expectations")
+    page.click("#search-button")
+    page.wait_for_selector("#understood.not-grounded", timeout=20_000)
+    assert page.locator(".result").count() == 0
+    assert "names nothing" in page.inner_text("#understood")
+    page.screenshot(path=str(ARTIFACTS / "web_not_grounded.png"), full_page=True)
+
+    # An example in the message runs that search.
+    page.unroute("**/search?*")
+    _answer_with(page, UNDERSTOOD)
+    example = page.locator("#understood .example").first
+    text = example.inner_text()
+    example.click()
+    page.wait_for_selector(".result canvas[data-frame]", timeout=20_000)
+    assert page.input_value("#query") == text
+    assert "not-grounded" not in (page.get_attribute("#understood", "class") or "")
+    assert not errors, errors
+    page.close()

@@ -17,6 +17,7 @@ const queryInput = document.getElementById("query");
 const kSelect = document.getElementById("k");
 const statusLine = document.getElementById("status");
 const resultsBox = document.getElementById("results");
+const understoodBox = document.getElementById("understood");
 let animations = [];
 let generation = 0;
 
@@ -48,15 +49,78 @@ async function runSearch(text) {
   setStatus("Searching…");
   try {
     const data = await api(`/search?q=${encodeURIComponent(q)}&k=${k}`);
+    if (showUnderstood(data.understood)) { clearResults(); setStatus(""); return; }
     render(data.results, `${data.results.length} walks for “${q}” in ${data.took_ms.toFixed(1)} ms` +
       ` (index ${data.index_version})`, `No walks match “${q}”.`);
   } catch (err) {
     clearResults();
+    showUnderstood(null);
     setStatus(`Search failed: ${err.message}`, true);
   }
 }
 
+// Example queries for the "not understood" message (clicking one searches it).
+const EXAMPLES = ["woman in heels walking briskly", "old man with a cane walking slowly",
+  "child running, seen from the side"];
+
+function chip(text, cls) {
+  const span = document.createElement("span");
+  span.className = `chip ${cls}`;
+  span.textContent = text;
+  return span;
+}
+
+// How the query was read: chips for the terms and the ignored words, or, for a query that
+// names nothing searchable, the server's message with clickable example queries. Returns
+// true when the query was not grounded (no results to show).
+function showUnderstood(understood) {
+  understoodBox.replaceChildren();
+  understoodBox.className = "";
+  if (!understood) return false;
+  if (!understood.grounded) {
+    understoodBox.className = "not-grounded";
+    const msg = document.createElement("p");
+    msg.className = "detail";
+    msg.textContent = understood.detail || "This query names nothing this index can search by.";
+    const tries = document.createElement("div");
+    tries.className = "tries";
+    tries.append("Try: ");
+    for (const text of EXAMPLES) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "example";
+      b.textContent = text;
+      b.addEventListener("click", () => { queryInput.value = text; runSearch(text); });
+      tries.appendChild(b);
+    }
+    understoodBox.append(msg, tries);
+    return true;
+  }
+  const terms = understood.terms || [];
+  const ignored = understood.ignored || [];
+  if (terms.length) {
+    const row = document.createElement("div");
+    row.className = "row understood-terms";
+    row.append(chip("understood:", "label"));
+    for (const t of terms) {
+      const c = chip(`${String(t.value).replace(/_/g, " ")}`, "term");
+      c.title = `${t.name} = ${t.value} (confidence ${Math.round(t.confidence * 100)}%)`;
+      row.appendChild(c);
+    }
+    understoodBox.appendChild(row);
+  }
+  if (ignored.length) {
+    const row = document.createElement("div");
+    row.className = "row understood-ignored";
+    row.append(chip("ignored:", "label"), chip(ignored.join(" "), "ignored"));
+    row.title = "words of the query that this index cannot search by";
+    understoodBox.appendChild(row);
+  }
+  return false;
+}
+
 async function moreLikeThis(id) {
+  showUnderstood(null);
   setStatus(`Finding walks like ${id}…`);
   try {
     const data = await api("/search/by-example", {
