@@ -55,7 +55,10 @@ class QueryPipeline:
         self._encode_texts = encode_texts or text_encoder.encode
         from gaitsearch.model.understanding import QueryReader
 
-        self.reader = QueryReader.for_model(model)
+        try:
+            self.reader = QueryReader.for_model(model)
+        except CheckpointError as exc:
+            raise PipelineError(str(exc)) from exc
         # How recent texts were understood (filled by ``read``, so the service's engine, which
         # caches vectors, can answer ``understood`` without a second encoder call).
         self._understood: OrderedDict[str, Understanding] = OrderedDict()
@@ -90,6 +93,8 @@ class QueryPipeline:
         """How ``text`` was understood (from the last :meth:`read` of it, else read now)."""
         with self._lock:
             found = self._understood.get(text)
+            if found is not None:  # kept as long as the engine's LRU keeps the vector
+                self._understood.move_to_end(text)
         return found if found is not None else self.read([text])[1][0]
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -153,13 +153,23 @@ class QueryReader:
             return cls(None, None, {})
         vocab = model.config.encoder.attribute_vocabulary or {}
         params = getattr(model.config, "understanding", None) or {}
+        bank = load_bank(model.path) if params and model.path is not None else None
+        if bank is None and float(params.get("min_similarity", 0.0)) > 0:
+            from gaitsearch.model.checkpoint import CheckpointError
+
+            # Without the caption sample the off-topic gate would silently fall away.
+            raise CheckpointError(
+                f"{Path(model.path or '.') / BANK_FILE}: missing; this checkpoint's query "
+                "understanding needs it (copy the whole checkpoint directory, or refit with "
+                "`gaitsearch understanding fit`)"
+            )
         return cls(
             head.linear.weight.detach().cpu().numpy().copy(),
             head.linear.bias.detach().cpu().numpy().copy(),
             vocab,
             threshold=float(params.get("threshold", 0.5)),
             platt=tuple(params.get("platt", (1.0, 0.0))),  # type: ignore[arg-type]
-            bank=load_bank(model.path) if params and model.path is not None else None,
+            bank=bank,
             min_similarity=float(params.get("min_similarity", 0.0)),
         )
 

@@ -158,3 +158,48 @@ def test_cli_classify_eval_and_index_maintenance_with_the_shipped_checkpoint(shi
     assert added.exit_code == 0, added.output
     back = runner.invoke(app, ["search", QUERY, "--index-dir", ix, "--json", "-k", "120"])
     assert side.id in [r["id"] for r in json.loads(back.stdout)["results"]]
+
+
+def test_a_checkpoint_copy_without_its_caption_sample_is_refused(shipped, tmp_path):
+    import shutil
+
+    from gaitsearch.model.checkpoint import default_checkpoint_path
+
+    copy = tmp_path / "copy"
+    shutil.copytree(default_checkpoint_path(), copy)
+    (copy / "understanding.safetensors").unlink()
+    result = runner.invoke(
+        app, ["search", QUERY, "--index-dir", str(shipped["index"]), "--checkpoint", str(copy)]
+    )
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "understanding.safetensors: missing" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "text", ["xyzzy qwerty", "the quarterly earnings beat expectations", "asdf jkl"]
+)
+def test_nonsense_is_answered_with_no_results_and_what_can_be_searched(client, shipped, text):
+    r = client.get("/search", params={"q": text, "k": 5})
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["understood"]["grounded"] is False and doc["results"] == []
+    assert "names nothing" in doc["detail"] and "footwear" in doc["detail"]
+    cli = runner.invoke(app, ["search", text, "--index-dir", str(shipped["index"]), "--json"])
+    assert json.loads(cli.stdout)["understood"]["grounded"] is False
+    batch = client.post("/search/batch", json={"queries": [text, QUERY], "k": 3}).json()
+    assert [item["understood"]["grounded"] for item in batch["results"]] == [False, True]
+    assert batch["results"][0]["results"] == [] and len(batch["results"][1]["results"]) == 3
+
+
+def test_a_partly_understood_query_says_what_it_ignored(client, shipped):
+    doc = client.get("/search", params={"q": "a woman in a red coat walking fast"}).json()
+    names = {t["name"]: t["value"] for t in doc["understood"]["terms"]}
+    assert names.get("gender") == "female" and "pace" in names
+    assert {"red", "coat"} <= set(doc["understood"]["ignored"]) and doc["results"]
+    genders = [h["metadata"]["attributes"]["gender"] for h in doc["results"][:5]]
+    assert genders.count("female") >= 4
+    table = runner.invoke(
+        app, ["search", "a woman in a red coat walking fast", "--index-dir", str(shipped["index"])]
+    )
+    assert "understood:" in table.stdout and "ignored: red coat" in table.stdout
