@@ -39,33 +39,34 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# The paper's alignment: each sequence's own captions, a projection head, no attribute loss.
-PAPER_HEAD = {
-    "space": "text", "captions": "descriptions", "head": "projection", "attribute_weight": 0.0,
-}  # fmt: skip
+from gaitsearch.model.train_recipe import load_recipe  # noqa: E402 (after the env defaults)
+
+# The shipped recipe and the paper's are the recipe files (model/recipes/*.json); the
+# ablations are settings on top of them.
+_OURS = load_recipe("default").settings
+_PAPER = load_recipe("paper").settings
+# The paper's alignment: a projection head straight into the text space, no attribute loss.
+PAPER_HEAD = {"space": "text", "head": "projection", "attribute_weight": 0.0}
+_OURS_ATTRIBUTE_ONLY = ("space", "query_head_steps")
+_OURS_SHARED = {k: v for k, v in _OURS.items() if k not in _OURS_ATTRIBUTE_ONLY}
 RECIPES: dict[str, dict[str, Any]] = {
     # The default recipe: the attribute search space (recognition + a query head).
-    "ours": {"preset": "mini", "lr": 3e-3, "weight_decay": 0.05},
+    "ours": _OURS,
     # The previous default (ablation): text space, tagged captions, multi-positive InfoNCE,
     # attribute bottleneck head.
-    "ours-text": {
-        "space": "text", "preset": "mini", "loss": "infonce", "lr": 3e-3, "weight_decay": 0.05,
-    },
+    "ours-text": {**_OURS_SHARED, "space": "text", "loss": "infonce"},
     # The first recipe (ablation): own descriptions, one positive, projection head.
     "ours-v1": {
-        "preset": "mini", "loss": "infonce", "lr": 3e-3, "weight_decay": 0.05,
-        "descriptions_per_step": 3, **PAPER_HEAD,
+        **_OURS_SHARED, **PAPER_HEAD, "loss": "infonce", "captions": "descriptions",
+        "descriptions_per_step": 3,
     },
-    "paper": {
-        **PAPER_HEAD,
-        "preset": "paper", "loss": "triplet", "margin": 10.0, "lr": 1e-5, "weight_decay": 0.1,
-        "centre": "first_joint", "scale_normalise": False, "n_frames": 60, "target_fps": 25.0,
-        "warmup_steps": 0, "flip_p": 0.0, "dropout_p": 0.0,
-    },
+    "paper": _PAPER,
+    # Ablation: the paper's loss and preprocessing with our "small" encoder and lr, with our
+    # warm-up and augmentation.
     "paper-loss-small": {
-        **PAPER_HEAD,
-        "preset": "small", "loss": "triplet", "margin": 10.0, "lr": 1e-3, "weight_decay": 0.1,
-        "centre": "first_joint", "scale_normalise": False, "n_frames": 60, "target_fps": 25.0,
+        **{k: v for k, v in _PAPER.items()
+           if k not in ("warmup_steps", "flip_p", "dropout_p")},
+        "preset": "small", "lr": 1e-3,
     },
 }  # fmt: skip
 
@@ -91,20 +92,22 @@ def run_recipe(
     from gaitsearch.model.query_pipeline import QueryPipeline
     from gaitsearch.model.train import TrainConfig, train
 
-    cfg = TrainConfig(
+    # Every row shares the run's budget and seed, and no model selection: the test set
+    # stays unseen and the last model counts.
+    run = dict(
         data=str(train_dir),
         out=str(work / name),
         work_dir=str(work / f"{name}.state"),
         minutes=args.minutes,
         batch_size=128,
         seed=args.seed,
-        val_fraction=0.0,  # no model selection: the test set stays unseen, the last model counts
+        val_fraction=0.0,
         eval_every=10**9,
         progress=not args.quiet,
         threads=args.threads,
         device=args.device,
-        **RECIPES[name],
     )
+    cfg = TrainConfig(**{**RECIPES[name], **run})
     print(f"== {name}: training for {args.minutes} min", file=sys.stderr, flush=True)
     summary = train(cfg, encoder, log=lambda m: print(m, file=sys.stderr))
     model = load_checkpoint(cfg.out)

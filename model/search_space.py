@@ -25,7 +25,10 @@ from gaitsearch.model.query_head import QueryHead, flush_to_zero, query_vectors_
 from torch import nn
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gaitsearch.model.motion_encoder import MotionEncoder, MotionEncoderConfig
+    from gaitsearch.model.train_data import CaptionTargets, TrainingBatch
 
 
 class SearchSpace:
@@ -47,6 +50,45 @@ class SearchSpace:
     @classmethod
     def project(cls, encoder: MotionEncoder, features: torch.Tensor) -> torch.Tensor:
         """Pooled ``(B, d_model)`` features → ``(B, dim)`` (before :meth:`gallery_vectors`)."""
+        raise NotImplementedError
+
+    # -- training (class methods: they work on the encoder being trained) --
+    #: whether training needs sequences labelled with the attribute vocabulary
+    needs_attributes: ClassVar[bool] = False
+    #: whether the space has a query temperature worth picking on validation queries
+    picks_query_temperature: ClassVar[bool] = False
+
+    @classmethod
+    def wants_captions(cls, loss: str, captions: str) -> bool:
+        """Whether training uses the attribute-tagged captions (else descriptions only)."""
+        raise NotImplementedError
+
+    @classmethod
+    def encoder_options(
+        cls, text_dim: int, vocabulary: dict[str, list[str]] | None, query_temperature: float
+    ) -> dict[str, Any]:
+        """The motion encoder config's fields this space sets."""
+        raise NotImplementedError
+
+    @classmethod
+    def freeze_for_training(cls, encoder: MotionEncoder) -> None:
+        """Exclude what the training loop must not update (before the optimizer is built)."""
+
+    @classmethod
+    def prepare_training(
+        cls,
+        encoder: MotionEncoder,
+        captions: CaptionTargets | None,
+        codes: np.ndarray,
+        query_head_steps: int,
+        seed: int,
+        log: Callable[[str], None],
+    ) -> None:
+        """Fit what is fitted once, before the loop (not on resume)."""
+
+    @classmethod
+    def training_loss(cls, encoder: MotionEncoder, step: TrainingBatch) -> torch.Tensor:
+        """The loss of one training batch."""
         raise NotImplementedError
 
     @property
@@ -130,6 +172,50 @@ class TextSpace(SearchSpace):
         head: Any = encoder.head
         return head(features)  # type: ignore[no-any-return]
 
+    @classmethod
+    def wants_captions(cls, loss: str, captions: str) -> bool:
+        return captions == "attributes" and loss == "infonce"  # positives mask: InfoNCE only
+
+    @classmethod
+    def encoder_options(
+        cls, text_dim: int, vocabulary: dict[str, list[str]] | None, query_temperature: float
+    ) -> dict[str, Any]:
+        return {"out_dim": text_dim}
+
+    @classmethod
+    def training_loss(cls, encoder: MotionEncoder, step: TrainingBatch) -> torch.Tensor:
+        """The configured alignment loss against a caption or description per sequence,
+        plus the attribute losses of the head in use."""
+        from gaitsearch.model.losses import attribute_ce, one_hot_attributes
+        from gaitsearch.model.train_data import description_targets
+
+        features, batch, data = step.features, step.batch, step.data
+        device = features.device
+        loss_fn = step.objective["loss"]
+        positives = None
+        if step.captions is not None:
+            targets, pos = step.captions.sample(data, batch, step.rng, step.descriptions_per_step)
+            positives = torch.from_numpy(pos).to(device)
+        else:
+            targets = description_targets(data, batch, step.descriptions_per_step, step.rng)
+        text = torch.from_numpy(targets).to(device)
+        keys = [data.keys[i] for i in batch]
+        motion = encoder.embed_features(features)
+        # Only the InfoNCE loss takes a positives mask (captions are used with it alone).
+        extra = {"positives": positives} if positives is not None else {}
+        loss = loss_fn(motion, text, keys, **extra)
+        if "heads" in step.objective:
+            loss = loss + step.attribute_weight * step.objective["heads"](features, step.codes)
+        sizes = encoder.attribute_sizes
+        if sizes:
+            loss = loss + step.attribute_weight * attribute_ce(
+                encoder.group_logits(features), step.codes
+            )
+            # The probability -> text map also learns from the true attribute sets.
+            clean = encoder.attribute_map(one_hot_attributes(step.codes, sizes))
+            loss = loss + loss_fn(clean, text, keys, **extra)
+        return loss  # type: ignore[no-any-return]
+
     @property
     def text_dim(self) -> int | None:
         return int(self.encoder.config.out_dim)
@@ -174,6 +260,70 @@ class AttributeSpace(SearchSpace):
         log_p = torch.cat([g.log_softmax(-1) for g in encoder.group_logits(features)], dim=-1)
         prior: torch.Tensor = encoder.attribute_log_prior  # type: ignore[assignment]
         return log_p - prior
+
+    needs_attributes = True
+    picks_query_temperature = True
+
+    @classmethod
+    def wants_captions(cls, loss: str, captions: str) -> bool:
+        return True  # the query head is fitted on them
+
+    @classmethod
+    def encoder_options(
+        cls, text_dim: int, vocabulary: dict[str, list[str]] | None, query_temperature: float
+    ) -> dict[str, Any]:
+        return {
+            "space": cls.name,
+            "out_dim": sum(len(v) for v in (vocabulary or {}).values()),
+            "text_dim": text_dim,
+            "query_temperature": query_temperature,
+        }
+
+    @classmethod
+    def freeze_for_training(cls, encoder: MotionEncoder) -> None:
+        encoder.query_head.requires_grad_(False)  # fitted on captions, not by the loop
+
+    @classmethod
+    def prepare_training(
+        cls,
+        encoder: MotionEncoder,
+        captions: CaptionTargets | None,
+        codes: np.ndarray,
+        query_head_steps: int,
+        seed: int,
+        log: Callable[[str], None],
+    ) -> None:
+        """Set the log prior from the training labels and fit the query head on the captions."""
+        from gaitsearch.model.query_head import train_query_head
+
+        if captions is None:
+            return
+        priors = []
+        for g, n in enumerate(encoder.attribute_sizes):
+            known = codes[:, g][codes[:, g] >= 0]
+            counts = np.bincount(known, minlength=n).astype(np.float64) + 1.0
+            priors.append(np.log(counts / counts.sum()))
+        prior = torch.tensor(np.concatenate(priors), dtype=torch.float32)
+        buffer: torch.Tensor = encoder.attribute_log_prior  # type: ignore[assignment]
+        buffer.copy_(prior.to(buffer.device))
+        head: Any = encoder.query_head
+        with torch.enable_grad():
+            loss = train_query_head(
+                head.cpu(), captions.vectors, captions.table.codes, steps=query_head_steps,
+                seed=seed,
+            )  # fmt: skip
+        head.to(buffer.device)
+        log(
+            f"query head fitted on {len(captions.table.texts)} captions "
+            f"({query_head_steps} steps, loss {loss:.3f}); training recognition only"
+        )
+
+    @classmethod
+    def training_loss(cls, encoder: MotionEncoder, step: TrainingBatch) -> torch.Tensor:
+        """Recognition is the whole job; the query head was fitted on the captions."""
+        from gaitsearch.model.losses import attribute_ce
+
+        return attribute_ce(encoder.group_logits(step.features), step.codes)
 
     def __init__(self, encoder: MotionEncoder) -> None:
         super().__init__(encoder)

@@ -5,8 +5,11 @@ Heavy imports (torch, sentence-transformers) happen inside the commands.
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Optional, get_args
 
 import typer
 from gaitsearch.service.cli_errors import fail
@@ -54,117 +57,82 @@ def _checkpoint_and_encoder(checkpoint: Path | None):  # type: ignore[no-untyped
     return model, encoder
 
 
+def _train_command() -> Callable[..., None]:
+    """``gaitsearch train``: its options are :class:`TrainConfig`'s fields (help = the field
+    description), all optional on top of ``--recipe`` except the run's ``--data``/``--out``.
+    Only pydantic is imported for this; torch loads when the command runs."""
+    from gaitsearch.model.train_config import TrainConfig, flag
+    from gaitsearch.model.train_recipe import shipped_recipes
+
+    params = [
+        inspect.Parameter(
+            "recipe",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(
+                None,
+                "--recipe",
+                help="A shipped recipe (" + ", ".join(shipped_recipes()) + ") or a recipe "
+                "JSON file; the flags below override its settings.",
+            ),
+            annotation=Optional[str],  # noqa: UP045 (typer reads the annotation at runtime)
+        )
+    ]
+    for name, field in TrainConfig.model_fields.items():
+        kind = next(a for a in get_args(field.annotation) or (field.annotation,) if a is not None)
+        kind = kind if kind is not type(None) else str
+        names = [f"{flag(name)}/--no-{flag(name)[2:]}"] if kind is bool else [flag(name)]
+        if field.is_required():
+            option = typer.Option(..., *names, help=field.description)
+            annotation: Any = kind
+        else:
+            shown = "" if field.default is None else f" (default: {field.default})"
+            option = typer.Option(None, *names, help=f"{field.description}{shown}")
+            annotation = Optional[kind]  # noqa: UP045
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+            )
+        )
+
+    def train_cmd(**options: Any) -> None:
+        """Train the motion encoder against the frozen text encoder's description embeddings."""
+        _run_training(options)
+
+    train_cmd.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    train_cmd.__annotations__ = {p.name: p.annotation for p in params}
+    return train_cmd
+
+
+def _run_training(options: dict[str, Any]) -> None:
+    from gaitsearch.model.gallery import GalleryError
+    from gaitsearch.model.text_encoder import TextEncoderError, load_text_encoder
+    from gaitsearch.model.train import train
+    from gaitsearch.model.train_recipe import RecipeError, config_from
+
+    try:
+        cfg = config_from(options.pop("recipe"), options)
+    except RecipeError as exc:
+        fail(str(exc))
+    if cfg.epochs is None and cfg.minutes is None:
+        fail("give --epochs, --minutes, or both (or a --recipe with a budget)")
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("--device cuda: no CUDA GPU is available (use --device cpu)")
+    try:
+        encoder = load_text_encoder()
+        summary = train(cfg, encoder)
+    except (GalleryError, TextEncoderError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    summary.pop("history", None)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the main app."""
 
-    @app.command("train")
-    def train_cmd(
-        data: Path = typer.Option(..., "--data", help="Training gallery directory."),
-        out: Path = typer.Option(
-            ..., "--out", help="Checkpoint directory to write (the best model is kept there)."
-        ),
-        preset: str = typer.Option(
-            "small", help="Motion encoder preset: mini (shipped checkpoint), small, tiny, paper."
-        ),
-        loss: str = typer.Option("infonce", help="infonce, triplet (the paper's) or mse."),
-        epochs: float | None = typer.Option(None, help="Passes over the training set."),
-        minutes: float | None = typer.Option(
-            None, help="Wall-clock budget; training stops at whichever limit comes first."
-        ),
-        batch_size: int = typer.Option(128, help="Sequences per step."),
-        lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
-        weight_decay: float = typer.Option(0.05, help="AdamW weight decay."),
-        warmup_steps: int = typer.Option(200, help="Linear warm-up steps before cosine decay."),
-        seed: int = typer.Option(0, help="Random seed (split, batches, augmentation, init)."),
-        device: str = typer.Option("cpu", help="cpu or cuda (cuda when a GPU is there)."),
-        threads: int | None = typer.Option(None, help="CPU threads for torch."),
-        descriptions_per_step: int = typer.Option(
-            1, help="Descriptions sampled per sequence each step; their mean is the target."
-        ),
-        captions: str = typer.Option(
-            "attributes",
-            help="attributes: query-like captions tagged with the attributes they name, every "
-            "walker a caption fits is a positive (multi-positive InfoNCE); descriptions: each "
-            "sequence's own descriptions, one positive (the paper's setting).",
-        ),
-        captions_per_sequence: int = typer.Option(
-            8, help="Attribute-tagged captions generated (and embedded once) per sequence."
-        ),
-        head: str = typer.Option(
-            "attributes",
-            help="attributes: the attribute bottleneck (per-group softmax, then a map into the "
-            "text space; needs attributes in the gallery); projection: an MLP straight into "
-            "the text space (the paper's).",
-        ),
-        attribute_weight: float = typer.Option(
-            1.0, help="Weight of the per-group attribute cross-entropy (0: off)."
-        ),
-        space: str = typer.Option(
-            "attributes",
-            help="Search space. attributes (ours): walks become attribute log-likelihood "
-            "ratios, queries go through a query head fitted on the training captions; the "
-            "encoder trains on recognition only (needs attributes in the gallery). text: "
-            "walks land in the frozen text space (the paper's; --head, --loss, --captions "
-            "apply).",
-        ),
-        query_temperature: float | None = typer.Option(
-            None,
-            help="Softmax temperature of the query head (attribute space). Default: chosen "
-            "on the validation queries (--val-data) among 0.1, 0.25, 0.5, 1; 0.25 without.",
-        ),
-        n_frames: int = typer.Option(32, help="Frames per training window."),
-        target_fps: float = typer.Option(12.5, help="Frame rate windows are resampled to."),
-        centre: str = typer.Option("pelvis", help="pelvis, or first_joint (the paper)."),
-        scale_normalise: bool = typer.Option(
-            True, help="Divide by body height (--no-scale-normalise: the paper)."
-        ),
-        val_data: Path | None = typer.Option(
-            None, help="Validation gallery with queries.jsonl (else a held-out slice)."
-        ),
-        eval_every: int = typer.Option(250, help="Validate (and keep the best) every N steps."),
-        work_dir: Path | None = typer.Option(
-            None, help="Resumable training state (default under ~/.cache/gaitsearch/runs)."
-        ),
-        resume: bool = typer.Option(False, "--resume", help="Continue from the work dir."),
-        progress: bool = typer.Option(True, help="Show a progress bar."),
-    ) -> None:
-        """Train the motion encoder against the frozen text encoder's description embeddings."""
-        from gaitsearch.model.gallery import GalleryError
-        from gaitsearch.model.text_encoder import TextEncoderError, load_text_encoder
-        from gaitsearch.model.train import TrainConfig, train
-        from pydantic import ValidationError
-
-        if epochs is None and minutes is None:
-            fail("give --epochs, --minutes, or both")
-        if device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                fail("--device cuda: no CUDA GPU is available (use --device cpu)")
-        try:
-            cfg = TrainConfig(
-                data=str(data), out=str(out), preset=preset, loss=loss, epochs=epochs,
-                minutes=minutes, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                warmup_steps=warmup_steps, seed=seed, device=device, threads=threads,
-                descriptions_per_step=descriptions_per_step, captions=captions,
-                captions_per_sequence=captions_per_sequence, head=head,
-                attribute_weight=attribute_weight, space=space,
-                query_temperature=query_temperature, n_frames=n_frames,
-                target_fps=target_fps, centre=centre,
-                scale_normalise=scale_normalise, val_data=str(val_data) if val_data else None,
-                eval_every=eval_every, work_dir=str(work_dir) if work_dir else None,
-                resume=resume, progress=progress,
-            )  # fmt: skip
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            fail(f"--{'-'.join(str(p) for p in first['loc'])}: {first['msg']}")
-        try:
-            encoder = load_text_encoder()
-            summary = train(cfg, encoder)
-        except (GalleryError, TextEncoderError, FileNotFoundError, ValueError) as exc:
-            fail(str(exc))
-        summary.pop("history", None)
-        typer.echo(json.dumps(summary, indent=2, default=str))
+    app.command("train")(_train_command())
 
     @app.command("eval")
     def eval_cmd(
