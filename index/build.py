@@ -366,7 +366,12 @@ def _build_into(
         assert prefix_vectors is not None
         buf.extend(prefix_vectors)
     for batch in batches:
-        for record, path in zip(batch.records, batch.paths, strict=True):
+        # Bounded coordinates keep this from happening; a NaN row would be served as a hit.
+        finite = np.isfinite(batch.vectors).all(axis=1)
+        for record, path, ok in zip(batch.records, batch.paths, finite, strict=True):
+            if not ok:
+                report.problems.append(f"{path}: its embedding is not finite (not indexed)")
+                continue
             writer.add(row, record, path)
             row += 1
             if record.description:
@@ -378,7 +383,7 @@ def _build_into(
                     j = int(rng.integers(seen_desc))
                     if j < RECALL_QUERIES:
                         descriptions[j] = record.description
-        buf.extend(batch.vectors)
+        buf.extend(batch.vectors[finite])
     timings["embed"] = round(time.perf_counter() - t0, 3)
     vectors = buf.view()
     if len(vectors) == 0:

@@ -142,3 +142,29 @@ def test_ids_are_matched_in_full():
     SequenceRecord(id="walk-1.a")
     with pytest.raises(ValidationError):
         SequenceRecord(id="walk-1\n")
+
+
+def test_a_non_finite_embedding_is_never_indexed(tmp_path, tiny_checkpoint, monkeypatch):
+    from gaitsearch.index import build
+    from gaitsearch.index.build import build_index
+    from gaitsearch.index.live import load_index
+
+    real = build.embed_local
+
+    def one_nan(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 0:
+                batch.vectors = batch.vectors.copy()
+                batch.vectors[0] = np.nan
+            yield batch
+
+    monkeypatch.setattr(build, "embed_local", one_nan)
+    gallery = write_gallery(tmp_path / "g", count=12, seed=4)
+    result = build_index(gallery, tmp_path / "index", tiny_checkpoint, progress=False)
+    assert any("not finite" in line for line in result.problems), result.problems
+    index = load_index(tmp_path / "index")
+    try:
+        assert index.count == 11
+        assert np.isfinite(index.all_vectors()[1]).all()
+    finally:
+        index.close()
