@@ -38,6 +38,7 @@ from load import ensure_index, query_stream  # noqa: E402
 def build_encoders(text_encoder, cache_dir: Path, threads: int) -> dict:
     import onnxruntime as ort
     from gaitsearch.service import query_encoder as qe
+    from gaitsearch.service.onnx_export import fuse_transformer
 
     encoders = {"torch": qe.TorchQueryEncoder(text_encoder)}
     encoders["onnx"] = qe.OnnxQueryEncoder(text_encoder, cache_dir, threads)
@@ -47,7 +48,7 @@ def build_encoders(text_encoder, cache_dir: Path, threads: int) -> dict:
     if threads:
         options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    fused_path = qe._fuse(fused.path, text_encoder._model[0].auto_model.config)
+    fused_path = fuse_transformer(fused.path, text_encoder._model[0].auto_model.config)
     providers = ["CPUExecutionProvider"]
     fused.session = ort.InferenceSession(str(fused_path), options, providers=providers)
     encoders["onnx-fused"] = fused

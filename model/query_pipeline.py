@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,7 +81,11 @@ class QueryPipeline:
         texts = list(texts)
         text_vectors = self.text_vectors(texts)
         understood = self.reader.read(texts, text_vectors, self._word_vectors)
-        vectors = self.reader.restrict(self.space.query_vectors(text_vectors), understood)
+        vectors = self.space.query_vectors(text_vectors)
+        if self.reader.fitted:
+            vectors = self.reader.restrict(vectors, understood)
+        else:  # no threshold chosen from data (a checkpoint never fitted): describe only
+            understood = [replace(u, grounded=True, detail=None) for u in understood]
         with self._lock:
             for text, u in zip(texts, understood, strict=True):
                 self._understood[text] = u

@@ -139,6 +139,9 @@ class QueryReader:
         self.bank = None if bank is None else np.asarray(bank, dtype=np.float32)
         self.min_similarity = float(min_similarity)
         self.detail = not_grounded_detail(self.vocabulary) if self.vocabulary else None
+        #: whether ``gaitsearch understanding fit`` chose this reader's threshold and gate
+        #: (set by :meth:`for_model`); an unfitted reader only describes, it never refuses
+        self.fitted = False
 
     @property
     def has_head(self) -> bool:
@@ -163,7 +166,7 @@ class QueryReader:
                 "understanding needs it (copy the whole checkpoint directory, or refit with "
                 "`gaitsearch understanding fit`)"
             )
-        return cls(
+        reader = cls(
             head.linear.weight.detach().cpu().numpy().copy(),
             head.linear.bias.detach().cpu().numpy().copy(),
             vocab,
@@ -172,6 +175,8 @@ class QueryReader:
             bank=bank,
             min_similarity=float(params.get("min_similarity", 0.0)),
         )
+        reader.fitted = bool(params)
+        return reader
 
     # -- the head's calibrated reading ---------------------------------------------------
     def group_probabilities(self, text_vectors: np.ndarray) -> list[np.ndarray]:

@@ -21,8 +21,6 @@ transformer fusion (no faster than the plain graph here, so it is used only unde
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gaitsearch.service.onnx_export import export_onnx, fuse_transformer, quantize_int8
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -164,11 +163,11 @@ class OnnxQueryEncoder:
         self.tokenizer = st.tokenizer
         self.max_length = int(st.max_seq_length or 128)
         model = st[0].auto_model
-        path = _export(model, self.tokenizer, text_encoder.fingerprint, cache_dir)
+        path = export_onnx(model, self.tokenizer, text_encoder.fingerprint, cache_dir)
         if precision == "int8":
             # Fusion first: int8 attention (QAttention) is where the int8 speed comes from.
             # For fp32 the fused graph measured no faster than the plain one, so it is not used.
-            path = _quantize(_fuse(path, model.config))
+            path = quantize_int8(fuse_transformer(path, model.config))
             self.backend = "onnx-int8"
         self.path = path
         options = ort.SessionOptions()
@@ -185,109 +184,6 @@ class OnnxQueryEncoder:
         feeds = {k: v.astype(np.int64) for k, v in batch.items() if k in self._inputs}
         hidden = self.session.run(None, feeds)[0]
         return _pool(hidden, batch["attention_mask"], self.pooling)
-
-
-def _export(model: Any, tokenizer: Any, fingerprint: str, cache_dir: Path | None) -> Path:
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-
-    class _Hidden(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    root = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "gaitsearch-onnx"
-    path = root / f"text-encoder-{fingerprint}-eager.onnx"
-    if path.is_file():
-        return path
-    root.mkdir(parents=True, exist_ok=True)
-    sample = tokenizer(["hello world"], return_tensors="pt")
-    if "token_type_ids" not in sample:
-        sample["token_type_ids"] = torch.zeros_like(sample["input_ids"])
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    # The plain ("eager") attention exports as the MatMul/Softmax pattern ONNX Runtime's
-    # transformer optimizer fuses; the SDPA export does not fuse. Same numbers either way.
-    previous = getattr(model.config, "_attn_implementation", None)
-    _set_attention(model, "eager")
-    try:
-        torch.onnx.export(
-            _Hidden(model).eval(),
-            tuple(sample[n] for n in names),
-            str(tmp),
-            input_names=names,
-            output_names=["last_hidden_state"],
-            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
-            opset_version=17,
-            dynamo=False,
-        )
-    finally:
-        if previous:
-            _set_attention(model, previous)
-    tmp.replace(path)
-    return path
-
-
-def _set_attention(model: Any, implementation: str) -> None:
-    setter = getattr(model, "set_attn_implementation", None)
-    try:
-        if setter is not None:
-            setter(implementation)
-        else:
-            model.config._attn_implementation = implementation
-    except (ValueError, AttributeError) as exc:  # an architecture without that choice
-        log.debug("attention implementation %s not settable: %s", implementation, exc)
-
-
-def _fuse(path: Path, config: Any) -> Path:
-    """ONNX Runtime's transformer fusions (Attention, SkipLayerNorm, ...) for BERT-like
-    models; the unfused graph where the optimizer does not apply."""
-    out = path.with_name(path.stem + "-fused.onnx")
-    if out.is_file():
-        return out
-    heads = int(getattr(config, "num_attention_heads", 0) or 0)
-    hidden = int(getattr(config, "hidden_size", 0) or 0)
-    if getattr(config, "model_type", "") not in _FUSABLE or not heads or not hidden:
-        return path
-    try:
-        from onnxruntime.transformers import optimizer
-
-        fused = optimizer.optimize_model(
-            str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1
-        )
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        fused.save_model_to_file(str(tmp))
-        tmp.replace(out)
-    except Exception as exc:  # noqa: BLE001 - an unfused graph is still correct
-        log.warning("transformer fusion failed for %s (%s); running it unfused", path.name, exc)
-        return path
-    return out
-
-
-_FUSABLE = {"bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra"}
-
-
-def _quantize(path: Path) -> Path:
-    """Dynamic int8 weights, per output channel (activations quantised at run time)."""
-    out = path.with_name(path.stem + "-int8.onnx")
-    if out.is_file():
-        return out
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = out.with_suffix(f".{os.getpid()}.tmp")
-    quantize_dynamic(
-        str(path),
-        str(tmp),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
-    tmp.replace(out)
-    return out
 
 
 QueryEncoderImpl = TorchQueryEncoder | TorchBf16QueryEncoder | OnnxQueryEncoder
