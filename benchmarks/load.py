@@ -187,6 +187,45 @@ async def run_level(url: str, workload: Workload, concurrency: int, seconds: flo
     }
 
 
+async def fairness(url: str, seconds: float, batch_clients: int = 6) -> dict:
+    """Single-search p50 idle, then under batch load (issue R item 7): ``batch_clients``
+    loop on /search/batch with 64 distinct 1000-character queries, k=100, while one client
+    keeps sending never-seen single searches. Batches past the heavy budget get 429."""
+    idle = await run_level(url, Workload("unique", seed=101, stream=query_stream(7)), 1, seconds)
+    stop = time.perf_counter() + seconds + 1.0
+    statuses: dict[str, int] = {}
+
+    async def batch_loop(worker: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            n = 0
+            while time.perf_counter() < stop:
+                queries = [
+                    (f"walker {worker}-{n}-{i} " + "slowly limping with a heavy bag " * 40)[:1000]
+                    for i in range(64)
+                ]
+                n += 1
+                try:
+                    r = await client.post("/search/batch", json={"queries": queries, "k": 100})
+                    key = str(r.status_code)
+                except httpx.HTTPError:
+                    key = "error"
+                statuses[key] = statuses.get(key, 0) + 1
+                if key == "429":
+                    await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+
+    load = [asyncio.create_task(batch_loop(w)) for w in range(batch_clients)]
+    await asyncio.sleep(1.0)  # let the batches fill the encoder queue first
+    busy = await run_level(url, Workload("unique", seed=202, stream=query_stream(8)), 1, seconds)
+    await asyncio.gather(*load)
+    return {
+        "single_p50_ms_idle": idle["p50_ms"],
+        "single_p50_ms_under_batch_load": busy["p50_ms"],
+        "single_p99_ms_under_batch_load": busy["p99_ms"],
+        "batch_clients": batch_clients,
+        "batch_statuses": statuses,
+    }
+
+
 def start_server(
     index_dir: Path, checkpoint: Path | None, env_overrides: dict[str, str], port: int
 ):
@@ -305,6 +344,12 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--workloads", default="mixed,unique")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/load.json"))
+    parser.add_argument(
+        "--fairness-seconds",
+        type=float,
+        default=6.0,
+        help="Per phase of the fairness point (fast config; 0 = skip).",
+    )
     args = parser.parse_args()
 
     index_dir, note = ensure_index(
@@ -319,6 +364,7 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
+    fair: dict[str, Any] | None = None
     for name in args.configs.split(","):
         proc, url = start_server(index_dir, checkpoint, CONFIGS[name], free_port())
         stream = query_stream(seed=0)  # one per server: never-seen queries are never reused
@@ -334,6 +380,9 @@ def main() -> None:
                     row.update(config=name, workload=kind)
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
+            if name == "fast" and args.fairness_seconds > 0:
+                fair = asyncio.run(fairness(url, args.fairness_seconds))
+                print(json.dumps({"fairness": fair}), file=sys.stderr, flush=True)
         finally:
             stop_server(proc)
     summary = _summary(rows)
@@ -350,8 +399,15 @@ def main() -> None:
             "unique": "every query never seen before",
         },
         "rows": rows,
+        "fairness": fair,
         "summary": summary,
     }
+    if fair is not None:
+        summary["lines"].append(
+            f"fairness: single-search p50 {fair['single_p50_ms_idle']} ms idle, "
+            f"{fair['single_p50_ms_under_batch_load']} ms while {fair['batch_clients']} clients "
+            f"loop on /search/batch (64 x 1000 chars, k=100; answers {fair['batch_statuses']})"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))

@@ -28,6 +28,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+# Texts of multi-text requests per encoder call: small enough that a single search queued
+# behind them waits little, large enough to keep most of batching's per-text saving.
+HEAVY_CHUNK = 4
+
 
 class QueryEncoder(Protocol):
     dim: int
@@ -96,6 +100,9 @@ class SearchEngine:
         self._encoder_pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self._search_pool = ThreadPoolExecutor(search_threads, thread_name_prefix="search")
         self._queue: list[str] = []
+        # Single-text requests jump the queue and heavy texts go in small chunks, so an
+        # ordinary search waits for at most one chunk of someone's batch (issue R, item 7).
+        self._urgent: list[str] = []
         self._inflight: dict[str, asyncio.Future[np.ndarray]] = {}
         self._drainer: asyncio.Task[None] | None = None
         self._searches: list[tuple[Any, np.ndarray, int, asyncio.Future[Any]]] = []
@@ -110,7 +117,7 @@ class SearchEngine:
         if missing:
             unique = list(dict.fromkeys(missing))
             if self.micro_batching:
-                fresh = await self._encode_batched(unique)
+                fresh = await self._encode_batched(unique, urgent=len(texts) == 1)
             else:
                 fresh = await self.run_in_thread(self._encode_now, unique)
             lookup = dict(zip(unique, fresh, strict=True))
@@ -125,7 +132,7 @@ class SearchEngine:
             self.cache.put(text, vec)
         return vecs
 
-    async def _encode_batched(self, texts: list[str]) -> list[np.ndarray]:
+    async def _encode_batched(self, texts: list[str], urgent: bool = False) -> list[np.ndarray]:
         loop = asyncio.get_running_loop()
         futures = []
         for text in texts:
@@ -135,7 +142,7 @@ class SearchEngine:
             if fut is None:  # identical concurrent queries share one encoder row
                 fut = loop.create_future()
                 self._inflight[text] = fut
-                self._queue.append(text)
+                (self._urgent if urgent else self._queue).append(text)
             futures.append(fut)
         self._drainer = _running(self._drainer, loop, self._drain)
         # shield: one client hanging up must not cancel a row other requests wait for.
@@ -143,9 +150,11 @@ class SearchEngine:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._queue:
-            batch = self._queue[: self.max_batch]
-            del self._queue[: self.max_batch]
+        while self._urgent or self._queue:
+            queue = self._urgent or self._queue
+            size = self.max_batch if queue is self._urgent else min(self.max_batch, HEAVY_CHUNK)
+            batch = queue[:size]
+            del queue[:size]
             vecs, error = None, None
             try:
                 vecs = await loop.run_in_executor(self._encoder_pool, self._encode_now, batch)

@@ -84,3 +84,36 @@ def test_a_blocked_file_read_misses_its_deadline_and_frees_the_caller():
         assert asyncio.run(main()) < 1.5
     finally:
         release.set()
+
+
+def test_a_single_search_jumps_ahead_of_queued_batch_texts():
+    """The encoder takes heavy texts in small chunks and single searches first, so one search
+    waits for at most one chunk of someone's batch, not for the whole batch."""
+    import numpy as np
+    from gaitsearch.service.search_engine import HEAVY_CHUNK, SearchEngine
+
+    calls: list[list[str]] = []
+
+    class SlowEncoder:
+        dim = 4
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            calls.append(list(texts))
+            time.sleep(0.02)
+            return np.ones((len(texts), 4), dtype=np.float32)
+
+    engine = SearchEngine(SlowEncoder(), cache_size=0, max_batch=64)
+
+    async def main() -> None:
+        heavy = asyncio.create_task(engine.embed([f"batch text {i}" for i in range(64)]))
+        await asyncio.sleep(0.005)  # the first chunk is in the encoder
+        await engine.embed(["a single search"])
+        await heavy
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.close()
+    assert len(calls[0]) == HEAVY_CHUNK
+    assert calls[1] == ["a single search"]
+    assert sum(len(c) for c in calls) == 65
