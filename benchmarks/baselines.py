@@ -24,10 +24,7 @@ class ExactSearchIndex:
         self._inner = inner
         # The vectors live only inside the FAISS index (approximate for PQ kinds).
         rows = np.arange(int(inner.count), dtype=np.int64)
-        if hasattr(inner, "_reconstruct"):
-            vectors = inner._reconstruct(rows)  # makes the IVF direct map when needed
-        else:
-            vectors = inner._index.reconstruct_n(0, int(inner.count))
+        vectors = inner.vectors_at(rows)
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
 
     def __getattr__(self, name: str) -> Any:
@@ -44,7 +41,7 @@ class ExactSearchIndex:
         top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
         order = np.argsort(-np.take_along_axis(sims, top, 1), axis=1, kind="stable")
         top = np.take_along_axis(top, order, 1)
-        return self._inner._to_hits(np.take_along_axis(sims, top, 1), top)
+        return self._inner.hits(np.take_along_axis(sims, top, 1), top)
 
 
 def exact_loader(loader: Callable[[Path, str | None], Any]) -> Callable[[Path, str | None], Any]:

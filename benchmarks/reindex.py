@@ -180,9 +180,9 @@ def cli_build(
 # -- FAISS kinds ----------------------------------------------------------------------------
 def bench_kinds(index_dir: Path, data: Path, kinds: list[str], checkpoint: str | None) -> list:
     import faiss
-    from gaitsearch.index.build import query_vectors
     from gaitsearch.index.faiss_kind import build_faiss, exact_topk, recall_at_k, tune_search
     from gaitsearch.index.live import load_index
+    from gaitsearch.index.recall_check import recall_queries as query_vectors
     from gaitsearch.model.checkpoint import load_checkpoint
 
     live = load_index(index_dir)

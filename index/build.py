@@ -1,5 +1,6 @@
-"""Build, extend and shrink versioned indexes: ``build_index``, ``add_to_index``,
-``remove_from_index``.
+"""Build a new index version from a gallery: ``build_index`` (extending and shrinking the
+live version is :mod:`gaitsearch.index.derive`; the recall check
+:mod:`gaitsearch.index.recall_check`; publishing :mod:`gaitsearch.index.publish`).
 
 Every operation holds the index directory's write lock, cleans partial versions left by
 crashed builds, writes a new version into ``versions/<v>.partial/``, renames it when complete
@@ -9,7 +10,6 @@ published version untouched.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -25,30 +25,23 @@ from gaitsearch.index.embed_job import PRECISIONS, EmbeddedBatch, count_lines, e
 from gaitsearch.index.faiss_kind import (
     KINDS,
     RECALL_TARGET,
-    BuiltIndex,
-    apply_search_params,
     build_faiss,
     choose_kind,
-    exact_topk,
-    recall_at_k,
-    tune_search,
 )
-from gaitsearch.index.live import IndexLoadError, load_index
 from gaitsearch.index.manifest import (
     METADATA_FILE,
     VECTORS_FILE,
     IndexManifest,
-    RecallInfo,
-    file_checksum,
 )
 from gaitsearch.index.metadata_store import MetadataWriter
+from gaitsearch.index.publish import publish_version
+from gaitsearch.index.recall_check import RECALL_QUERIES, measure_recall, recall_queries
 from gaitsearch.model.gallery import GalleryError, GalleryReport, SequenceRecord
 
 # faiss' bundled type stubs are incomplete (no DirectMap, SearchParametersHNSW, ...).
 faiss: Any = _faiss
 
 log = logging.getLogger(__name__)
-RECALL_QUERIES = 300
 ENGINES = ("local", "ray")
 
 
@@ -175,92 +168,10 @@ def _embed(
         bar.update(task, completed=total)
 
 
-def query_vectors(
-    data_dir: Path | None, descriptions: list[str], model, vectors: np.ndarray
-) -> tuple[np.ndarray, str]:
-    """Real query embeddings for the recall check: the gallery's ``queries.jsonl`` or its
-    descriptions, encoded by the checkpoint's text encoder (and its query head); gallery
-    vectors as last resort."""
-    texts: list[str] = []
-    source = "descriptions"
-    qfile = data_dir / "queries.jsonl" if data_dir is not None else None
-    if qfile is not None and qfile.is_file():
-        with qfile.open(encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    text = json.loads(line).get("query")
-                except (json.JSONDecodeError, AttributeError):
-                    continue
-                if isinstance(text, str) and text and text not in texts:
-                    texts.append(text)
-                if len(texts) >= RECALL_QUERIES:
-                    break
-        source = "queries.jsonl"
-    if len(texts) < 20:
-        texts, source = list(dict.fromkeys(descriptions))[:RECALL_QUERIES], "descriptions"
-    if texts:
-        try:
-            from gaitsearch.model.checkpoint import matching_text_encoder
-            from gaitsearch.model.query_pipeline import QueryPipeline
-
-            queries = QueryPipeline(model, matching_text_encoder(model)).query_vectors(texts)
-            if queries.shape[1] == vectors.shape[1]:
-                return queries, source
-        except Exception as exc:  # noqa: BLE001 - recall check must not sink a build
-            log.warning("text encoder unavailable for the recall check: %s", exc)
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(vectors), min(RECALL_QUERIES, len(vectors)), replace=False)
-    return vectors[np.sort(pick)], "gallery vectors"
-
-
-def _measure(
-    built: BuiltIndex,
-    vectors: np.ndarray,
-    queries: np.ndarray,
-    source: str,
-    ids: np.ndarray | None = None,
-) -> RecallInfo:
-    if built.kind == "flat":
-        return RecallInfo(
-            recall_at_10=1.0, queries=0, query_source="exact index", meets_target=True
-        )
-    truth = exact_topk(vectors, queries, 10)
-    if ids is not None:
-        truth = np.where(truth >= 0, ids[np.clip(truth, 0, None)], -1)
-    recall = tune_search(built, queries, truth, 10)
-    return RecallInfo(
-        recall_at_10=round(recall, 4),
-        queries=len(queries),
-        query_source=source,
-        meets_target=recall >= RECALL_TARGET,
-    )
-
-
 def _load_model(checkpoint: Path | None):
     from gaitsearch.model.checkpoint import load_checkpoint
 
     return load_checkpoint(checkpoint)
-
-
-def _publish(
-    index_dir: Path,
-    staging: Path,
-    manifest: IndexManifest,
-) -> Path:
-    manifest.files = {
-        VECTORS_FILE: file_checksum(staging / VECTORS_FILE),
-        METADATA_FILE: file_checksum(staging / METADATA_FILE),
-    }
-    manifest.save(staging)
-    final = versions.finalize(staging)
-    # Verify the finished version loads before anyone can be pointed at it.
-    try:
-        load_index(index_dir, manifest.version).close()
-    except IndexLoadError:
-        shutil.rmtree(final, ignore_errors=True)
-        raise
-    versions.set_current(index_dir, manifest.version)
-    return final
 
 
 def build_index(
@@ -326,7 +237,7 @@ def build_index(
             result.manifest.precision = precision
             result.manifest.timings_s["total"] = round(time.perf_counter() - start, 3)
             if publish:
-                result.path = _publish(index_dir, staging, result.manifest)
+                result.path = publish_version(index_dir, staging, result.manifest)
             else:
                 result.manifest.save(staging)
                 result.path = versions.finalize(staging)
@@ -394,10 +305,10 @@ def _build_into(
     timings["faiss_build"] = round(built.seconds, 3)
     t2 = time.perf_counter()
     if chosen == "flat":
-        recall = _measure(built, vectors, vectors[:0], "")
+        recall = measure_recall(built, vectors, vectors[:0], "")
     else:
-        queries, source = query_vectors(data_dir, descriptions, model, vectors)
-        recall = _measure(built, vectors, queries, source)
+        queries, source = recall_queries(data_dir, descriptions, model, vectors)
+        recall = measure_recall(built, vectors, queries, source)
         if not recall.meets_target:
             log.warning(
                 "recall@10 of the %s index is %.3f, below the %.2f target",
@@ -434,250 +345,4 @@ def _build_into(
     )
 
 
-def _check_same_checkpoint(live, model) -> None:
-    if model.fingerprint != live.manifest.checkpoint_fingerprint:
-        raise IndexBuildError(
-            f"{live.path / 'manifest.json'}: live index {live.version} was built with checkpoint "
-            f"{live.manifest.checkpoint_fingerprint} but --checkpoint gives "
-            f"{model.fingerprint}; vectors from two encoders cannot share an index "
-            "(rebuild with `gaitsearch index build`)"
-        )
-
-
-def add_to_index(
-    data_dir: Path,
-    index_dir: Path,
-    checkpoint: Path | None = None,
-    *,
-    engine: str = "local",
-    batch_size: int = 256,
-    strict: bool = False,
-    ray_address: str | None = None,
-    progress: bool = True,
-    workers: int | None = None,
-) -> BuildResult:
-    """New version = live version + the sequences of ``data_dir`` (same ids are replaced)."""
-    return _derive(
-        index_dir,
-        checkpoint,
-        data_dir=Path(data_dir),
-        remove_ids=None,
-        embed_kwargs={
-            "engine": engine,
-            "batch_size": batch_size,
-            "strict": strict,
-            "ray_address": ray_address,
-            "workers": workers,
-            "progress": progress,
-        },
-    )
-
-
-def remove_from_index(
-    index_dir: Path, ids: list[str], checkpoint: Path | None = None
-) -> BuildResult:
-    """New version = live version without ``ids`` (every id must be in the live version)."""
-    if not ids:
-        raise ValueError("no ids given to remove")
-    return _derive(index_dir, checkpoint, data_dir=None, remove_ids=set(ids), embed_kwargs={})
-
-
-def _derive(
-    index_dir: Path,
-    checkpoint: Path | None,
-    *,
-    data_dir: Path | None,
-    remove_ids: set[str] | None,
-    embed_kwargs: dict,
-) -> BuildResult:
-    index_dir = Path(index_dir)
-    start = time.perf_counter()
-    if data_dir is not None and not (data_dir / "metadata.jsonl").is_file():
-        raise GalleryError(f"{data_dir / 'metadata.jsonl'}: missing (a gallery needs it)")
-    with versions.write_lock(index_dir):
-        versions.clean_partials(index_dir)
-        live = load_index(index_dir)
-        try:
-            model = (
-                _load_derive_model(live, checkpoint)
-                if data_dir is not None
-                else _FingerprintOnly(live.manifest)
-            )
-            if remove_ids is not None:
-                known = {r.id for _, r, _ in live._store.iter_records()}
-                unknown = sorted(remove_ids - known)
-                if unknown:
-                    raise IndexBuildError(
-                        f"{live.path}: ids not in live version {live.version}: "
-                        + ", ".join(unknown[:10])
-                        + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
-                    )
-            version = versions.next_version(index_dir)
-            staging = versions.staging_path(index_dir, version)
-            try:
-                result = _derive_into(
-                    staging, version, live, model, checkpoint, data_dir, remove_ids, embed_kwargs
-                )
-                result.manifest.parent = live.version
-                result.manifest.precision = live.manifest.precision
-                result.manifest.operation = "add" if data_dir is not None else "remove"
-                result.manifest.data_sources = list(live.manifest.data_sources) + (
-                    [str(data_dir.resolve())] if data_dir is not None else []
-                )
-                live.close()
-                result.path = _publish(index_dir, staging, result.manifest)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-        finally:
-            live.close()
-    result.seconds = time.perf_counter() - start
-    return result
-
-
-class _FingerprintOnly:
-    """Stands in for a model when nothing is embedded (remove): identity only."""
-
-    def __init__(self, manifest: IndexManifest) -> None:
-        self.fingerprint = manifest.checkpoint_fingerprint
-        self.dim = manifest.dim
-        self.path = Path(manifest.checkpoint_path) if manifest.checkpoint_path else None
-        self.config = type("Config", (), {"text_encoder": manifest.text_encoder})()
-
-
-def _load_derive_model(live, checkpoint: Path | None):
-    if checkpoint is None and live.manifest.checkpoint_path:
-        checkpoint = Path(live.manifest.checkpoint_path)
-    model = _load_model(checkpoint)
-    _check_same_checkpoint(live, model)
-    return model
-
-
-def _derive_into(
-    staging: Path,
-    version: str,
-    live,
-    model,
-    checkpoint: Path | None,
-    data_dir: Path | None,
-    remove_ids: set[str] | None,
-    embed_kwargs: dict,
-) -> BuildResult:
-    report = GalleryReport()
-    new_batches: list[EmbeddedBatch] = []
-    if data_dir is not None:
-        new_batches = list(
-            _embed(
-                data_dir,
-                model,
-                checkpoint or model.path,
-                report=report,
-                precision=live.manifest.precision,
-                **embed_kwargs,
-            )
-        )
-        if not new_batches:
-            raise IndexBuildError(
-                f"{data_dir}: no valid sequences to add ({report.skipped} skipped)"
-            )
-    new_ids = {r.id for b in new_batches for r in b.records}
-    drop = (remove_ids or set()) | new_ids
-    rows = list(live._store.iter_records())
-    keep = [i for i, (_, rec, _) in enumerate(rows) if rec.id not in drop]
-    requested = live.manifest.kind_params.get("requested", live.manifest.kind)
-    if live.kind in ("ivfflat", "ivfsq8", "ivfpq"):
-        return _derive_ivf(staging, version, live, model, rows, keep, new_batches, report)
-    # flat and HNSW store the exact vectors: rebuild, re-choosing the kind for the new size.
-    old_ids = np.array([r for r, _, _ in rows], dtype=np.int64)
-    old_vectors = live._reconstruct(old_ids[keep]) if keep else np.zeros((0, live.dim), "f4")
-    prefix = [(rows[i][1], rows[i][2]) for i in keep]
-    return _build_into(
-        staging,
-        version,
-        iter(new_batches),
-        model,
-        kind=requested,
-        data_dir=data_dir,
-        report=report,
-        capacity=sum(len(b.records) for b in new_batches),
-        prefix=prefix,
-        prefix_vectors=old_vectors,
-    )
-
-
-def _derive_ivf(
-    staging: Path,
-    version: str,
-    live,
-    model,
-    rows: list[tuple[int, SequenceRecord, str]],
-    keep: list[int],
-    new_batches: list[EmbeddedBatch],
-    report: GalleryReport,
-) -> BuildResult:
-    """IVF kinds keep their trained quantiser: drop rows by id, add new rows with new ids."""
-    index = faiss.read_index(str(live.path / VECTORS_FILE))
-    old_ids = np.array([r for r, _, _ in rows], dtype=np.int64)
-    kept_ids = old_ids[keep]
-    dropped = np.setdiff1d(old_ids, kept_ids)
-    if len(dropped):
-        index.remove_ids(faiss.IDSelectorBatch(dropped))
-    next_id = int(old_ids.max()) + 1 if len(old_ids) else 0
-    writer = MetadataWriter(staging / METADATA_FILE)
-    for i in keep:
-        r, rec, path = rows[i]
-        writer.add(r, rec, path)
-    for batch in new_batches:
-        ids = np.arange(next_id, next_id + len(batch.records), dtype=np.int64)
-        index.add_with_ids(batch.vectors, ids)
-        for rid, rec, path in zip(ids, batch.records, batch.paths, strict=True):
-            writer.add(int(rid), rec, path)
-        next_id += len(batch.records)
-    count = int(index.ntotal)
-    apply_search_params(index, live.manifest.search_params)
-    recall = live.manifest.recall
-    search_params = dict(live.manifest.search_params)
-    if live.kind == "ivfflat" and count:
-        # IVF-flat stores exact vectors, so the recall check can be repeated.
-        ivf = faiss.extract_index_ivf(index)
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        first_new = int(old_ids.max()) + 1 if len(old_ids) else 0
-        all_ids = np.concatenate([kept_ids, np.arange(first_new, next_id, dtype=np.int64)])
-        vectors = index.reconstruct_batch(all_ids)
-        ivf.set_direct_map_type(faiss.DirectMap.NoMap)
-        descriptions = live._store.sample_descriptions(RECALL_QUERIES)
-        descriptions += [r.description for b in new_batches for r in b.records if r.description]
-        queries, source = query_vectors(None, descriptions[:RECALL_QUERIES], model, vectors)
-        built = BuiltIndex(index, live.kind, dict(live.manifest.kind_params))
-        recall = _measure(built, vectors, queries, source, ids=all_ids)
-        search_params = built.search_params
-    elif recall is not None:
-        recall = recall.model_copy(
-            update={"query_source": f"{recall.query_source}, measured on {live.version}"}
-        )
-    faiss.write_index(index, str(staging / VECTORS_FILE))
-    writer.close({"version": version})
-    manifest = IndexManifest(
-        version=version,
-        count=count,
-        dim=live.dim,
-        kind=live.kind,
-        kind_params=dict(live.manifest.kind_params),
-        search_params=search_params,
-        checkpoint_fingerprint=live.manifest.checkpoint_fingerprint,
-        checkpoint_path=live.manifest.checkpoint_path,
-        text_encoder=live.manifest.text_encoder,
-        skipped=report.skipped,
-        recall=recall,
-    )
-    return BuildResult(version, staging, manifest, count, report.skipped, list(report.problems))
-
-
-__all__ = [
-    "BuildResult",
-    "IndexBuildError",
-    "add_to_index",
-    "build_index",
-    "recall_at_k",
-    "remove_from_index",
-]
+__all__ = ["BuildResult", "IndexBuildError", "build_index"]

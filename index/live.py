@@ -212,6 +212,24 @@ class LoadedIndex:
     def _reconstruct(self, rows: np.ndarray) -> np.ndarray:
         return self._index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
 
+    # -- what deriving a new version (index/derive.py) reads ---------------------------
+    def records(self) -> list[tuple[int, Any, str]]:
+        """``(row, SequenceRecord, path)`` of every indexed sequence."""
+        return list(self._store.iter_records())
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of FAISS ids ``rows`` (approximate for ivfpq)."""
+        return self._reconstruct(rows)
+
+    def sample_descriptions(self, limit: int) -> list[str]:
+        """Up to ``limit`` stored descriptions (queries for a recall check)."""
+        return self._store.sample_descriptions(limit)
+
+    def hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
+        """Scores and FAISS ids ``(n, k)`` of a search done elsewhere → hits with metadata
+        (non-finite scores and missing rows dropped, as in :meth:`search`)."""
+        return self._to_hits(scores, rows)
+
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, vectors)`` of every indexed sequence in row order (approximate for
         ivfpq); a fresh build's rows are 0..n-1, the FAISS ids that search returns."""

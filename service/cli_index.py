@@ -134,7 +134,7 @@ def add(
     ray_address: str | None = typer.Option(None, "--ray-address"),
 ) -> None:
     """New version = live version + these sequences (same ids are replaced); publish it."""
-    from gaitsearch.index.build import add_to_index
+    from gaitsearch.index.derive import add_to_index
 
     try:
         result = add_to_index(
@@ -157,7 +157,7 @@ def remove(
     index_dir: Path | None = typer.Option(None, "--index-dir", help=INDEX_DIR_HELP),
 ) -> None:
     """New version = live version without these ids; publish it."""
-    from gaitsearch.index.build import remove_from_index
+    from gaitsearch.index.derive import remove_from_index
 
     wanted = [i.strip() for i in ids.split(",") if i.strip()]
     if not wanted:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import walking_like
-from gaitsearch.index.build import add_to_index, build_index, remove_from_index
+from gaitsearch.index.build import build_index
+from gaitsearch.index.derive import add_to_index, remove_from_index
 from gaitsearch.index.faiss_kind import choose_kind
 from gaitsearch.index.live import IndexLoadError, current_version, load_index
 from gaitsearch.index.maintenance import activate_version, collect_garbage

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gaitsearch.index import build as build_module
+from gaitsearch.index import publish as publish_module
 from gaitsearch.index import versions
-from gaitsearch.index.build import IndexBuildError, add_to_index, build_index
+from gaitsearch.index.build import IndexBuildError, build_index
+from gaitsearch.index.derive import add_to_index
 from gaitsearch.index.live import IndexLoadError, current_version, load_index
 from gaitsearch.index.maintenance import activate_version
 from gaitsearch.index.manifest import FileChecksum
@@ -122,7 +123,7 @@ def test_build_whose_files_fail_verification_is_not_published(
     def wrong_checksum(path: Path) -> FileChecksum:
         return FileChecksum(sha256="f" * 64, bytes=path.stat().st_size)
 
-    monkeypatch.setattr(build_module, "file_checksum", wrong_checksum)
+    monkeypatch.setattr(publish_module, "file_checksum", wrong_checksum)
     with pytest.raises(IndexLoadError, match="sha256"):
         build_index(gallery, two_versions, tiny_checkpoint, progress=False)
     assert current_version(two_versions) == "v0001"
