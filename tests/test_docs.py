@@ -39,3 +39,11 @@ def test_benchmark_tables_are_generated() -> None:
 def test_no_machine_paths() -> None:
     for page in PAGES:
         assert not re.search(r"/(work|tmp|root)/", page.read_text()), page.name
+
+
+def test_every_service_setting_is_documented() -> None:
+    from gaitsearch.service.settings import Settings
+
+    text = (ROOT / "docs" / "service.md").read_text()
+    missing = [n for n in Settings.model_fields if f"GAITSEARCH_{n.upper()}" not in text]
+    assert not missing, f"docs/service.md lacks settings: {missing}"
