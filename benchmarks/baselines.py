@@ -56,7 +56,7 @@ def serve_variant(argv: list[str] | None = None) -> None:
     import argparse
 
     import uvicorn
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.loaded_index import load_index
     from gaitsearch.service.app import create_app
     from gaitsearch.service.settings import Settings
 

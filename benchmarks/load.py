@@ -283,7 +283,7 @@ def free_port() -> int:
 
 def ensure_index(index_dir: Path, fallback: Path, count: int, checkpoint: Path | None) -> tuple:
     """Use ``index_dir`` if it holds a published index, else build a smaller one (and say so)."""
-    from gaitsearch.index.live import current_version
+    from gaitsearch.index.loaded_index import current_version
 
     if current_version(index_dir) is not None:
         return index_dir, None
@@ -296,7 +296,7 @@ def ensure_index(index_dir: Path, fallback: Path, count: int, checkpoint: Path |
         if not (gallery / "metadata.jsonl").is_file():
             synthesize_gallery(gallery, count=count, seed=11)
         build_index(gallery, index, checkpoint, progress=True)
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.loaded_index import load_index
 
     built = load_index(index)
     note = (
@@ -311,7 +311,7 @@ def ensure_index(index_dir: Path, fallback: Path, count: int, checkpoint: Path |
 def checkpoint_for(index_dir: Path, given: Path | None) -> Path | None:
     if given:
         return given
-    from gaitsearch.index.live import current_version
+    from gaitsearch.index.loaded_index import current_version
     from gaitsearch.index.manifest import IndexManifest
 
     version = current_version(index_dir)
@@ -356,7 +356,7 @@ def main() -> None:
         args.index_dir, args.fallback_dir, args.fallback_count, args.checkpoint
     )
     checkpoint = checkpoint_for(index_dir, args.checkpoint)
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.loaded_index import load_index
 
     probe = load_index(index_dir)
     info = {"count": probe.count, "kind": probe.kind, "version": probe.version}

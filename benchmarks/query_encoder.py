@@ -107,7 +107,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
     args = ap.parse_args()
 
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.loaded_index import load_index
     from gaitsearch.index.retriever import Retriever
     from gaitsearch.model.checkpoint import load_checkpoint
     from gaitsearch.model.text_encoder import load_text_encoder

@@ -154,7 +154,7 @@ def cli_build(
     if workers:
         cmd += ["--workers", str(workers)]
     result = run_measured(cmd)
-    from gaitsearch.index.live import current_version
+    from gaitsearch.index.loaded_index import current_version
     from gaitsearch.index.manifest import IndexManifest
     from gaitsearch.index.versions import version_path
 
@@ -180,8 +180,8 @@ def cli_build(
 # -- FAISS kinds ----------------------------------------------------------------------------
 def bench_kinds(index_dir: Path, data: Path, kinds: list[str], checkpoint: str | None) -> list:
     import faiss
-    from gaitsearch.index.faiss_kind import build_faiss, exact_topk, recall_at_k, tune_search
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.faiss_index import build_faiss, exact_topk, recall_at_k, tune_search
+    from gaitsearch.index.loaded_index import load_index
     from gaitsearch.index.recall_check import recall_queries as query_vectors
     from gaitsearch.model.checkpoint import load_checkpoint
 

@@ -22,7 +22,7 @@ import faiss as _faiss
 import numpy as np
 from gaitsearch.index import versions
 from gaitsearch.index.embed_job import PRECISIONS, EmbeddedBatch, count_lines, embed_local
-from gaitsearch.index.faiss_kind import (
+from gaitsearch.index.faiss_index import (
     KINDS,
     RECALL_TARGET,
     build_faiss,

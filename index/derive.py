@@ -22,8 +22,8 @@ from gaitsearch.index.build import (
     _load_model,
 )
 from gaitsearch.index.embed_job import EmbeddedBatch
-from gaitsearch.index.faiss_kind import BuiltIndex, apply_search_params
-from gaitsearch.index.live import load_index
+from gaitsearch.index.faiss_index import BuiltIndex, apply_search_params
+from gaitsearch.index.loaded_index import load_index
 from gaitsearch.index.manifest import METADATA_FILE, VECTORS_FILE, IndexManifest
 from gaitsearch.index.metadata_store import MetadataWriter
 from gaitsearch.index.publish import publish_version

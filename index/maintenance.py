@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from gaitsearch.index import versions
-from gaitsearch.index.live import IndexLoadError, load_index
+from gaitsearch.index.loaded_index import IndexLoadError, load_index
 from gaitsearch.index.manifest import IndexManifest
 
 

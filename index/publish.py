@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from gaitsearch.index import versions
-from gaitsearch.index.live import IndexLoadError, load_index
+from gaitsearch.index.loaded_index import IndexLoadError, load_index
 from gaitsearch.index.manifest import METADATA_FILE, VECTORS_FILE, IndexManifest, file_checksum
 
 

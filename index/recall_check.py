@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from gaitsearch.index.faiss_kind import RECALL_TARGET, BuiltIndex, exact_topk, tune_search
+from gaitsearch.index.faiss_index import RECALL_TARGET, BuiltIndex, exact_topk, tune_search
 from gaitsearch.index.manifest import RecallInfo
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import numpy as np
 from gaitsearch.model.query_pipeline import PipelineError, QueryPipeline
 
 if TYPE_CHECKING:
-    from gaitsearch.index.live import Hit, LoadedIndex
+    from gaitsearch.index.loaded_index import Hit, LoadedIndex
     from gaitsearch.model.gait_model import GaitModel
 
 #: every mismatch of checkpoint, text encoder and index is one of these
@@ -61,7 +61,7 @@ class Retriever(QueryPipeline):
     ) -> Retriever:
         """Load checkpoint (default: the shipped one), its text encoder and the index
         ``CURRENT`` names; every problem is a :class:`RetrieverError` with one clear line."""
-        from gaitsearch.index.live import IndexLoadError, load_index
+        from gaitsearch.index.loaded_index import IndexLoadError, load_index
         from gaitsearch.model.checkpoint import CheckpointError, load_checkpoint
         from gaitsearch.model.text_encoder import TextEncoderError
 
@@ -79,7 +79,7 @@ class Retriever(QueryPipeline):
 
     def check_index(self, index: LoadedIndex) -> None:
         """Refuse an index built by another checkpoint or for another text encoder."""
-        from gaitsearch.index.live import IndexLoadError
+        from gaitsearch.index.loaded_index import IndexLoadError
 
         try:
             index.check_compatible(self.model.fingerprint, self.text_encoder.fingerprint)

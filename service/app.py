@@ -157,7 +157,7 @@ def _load(
     state.extras["encoder_backend"] = getattr(query_encoder, "backend", "?")
 
     if index_loader is None or current_version is None:
-        from gaitsearch.index import live
+        from gaitsearch.index import loaded_index as live
 
         index_loader = index_loader or live.load_index
         current_version = current_version or live.current_version

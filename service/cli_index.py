@@ -32,7 +32,7 @@ def _index_dir(value: Path | None) -> Path:
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from gaitsearch.index.build import IndexBuildError
-    from gaitsearch.index.live import IndexLoadError
+    from gaitsearch.index.loaded_index import IndexLoadError
     from gaitsearch.index.ray_job import RayJobError
     from gaitsearch.index.versions import IndexLockedError
     from gaitsearch.model.checkpoint import CheckpointError

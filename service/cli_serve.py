@@ -41,7 +41,7 @@ def _settings(**overrides: Any):
 def _preload(settings) -> tuple[Any, Any]:
     """Load checkpoint, text encoder and index once before uvicorn starts, so a problem is
     one clear line instead of a failed server start-up."""
-    from gaitsearch.index.live import current_version
+    from gaitsearch.index.loaded_index import current_version
     from gaitsearch.index.retriever import Retriever, RetrieverError
     from gaitsearch.index.versions import CurrentFileError
 
@@ -187,7 +187,7 @@ def run(
     settings = _settings(host=host, port=port)
     root = Path(data_dir or os.environ.get("GAITSEARCH_DATA_DIR") or settings.data_dir)
     gallery, index_dir = root / "gallery", root / "index"
-    from gaitsearch.index.live import current_version
+    from gaitsearch.index.loaded_index import current_version
 
     if current_version(index_dir) is None:
         _make_demo_index(gallery, index_dir, count, settings.checkpoint)

@@ -1,6 +1,7 @@
 """Bad input → a 4xx with a JSON ``detail`` that says what is wrong; never a 500.
 
-Holds the error handlers, the request-body size limit and the input checks shared by routes.
+Holds the error handlers, the documented error answers and the request-body size limit; the
+input checks routes share are in :mod:`gaitsearch.service.validation`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,8 @@ import asyncio
 import logging
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from gaitsearch.model.gallery import ID_PATTERN
-from gaitsearch.model.skeleton import SkeletonError, to_openpose18
 from gaitsearch.service.schemas import ErrorResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -41,29 +39,6 @@ ADMIN: dict[int | str, dict[str, Any]] = {
         (409, "The new index version was refused; the old one keeps serving"),
     )
 }
-
-
-def check_id(seq_id: str) -> str:
-    """Ids are file stems: letters, digits, '_', '-', '.'; nothing path-like."""
-    if not ID_PATTERN.fullmatch(seq_id) or ".." in seq_id:
-        raise HTTPException(
-            422, f"id: {seq_id[:80]!r} is not a sequence id (letters, digits, '_', '-', '.')"
-        )
-    return seq_id
-
-
-def check_keypoints(keypoints: Any) -> np.ndarray:
-    try:
-        # float64 first: a float32 cast would turn 1e300 into inf and hide the real problem.
-        arr = np.asarray(keypoints, dtype=np.float64)
-    except (ValueError, TypeError) as exc:
-        raise HTTPException(
-            422, "keypoints: ragged or non-numeric array; expected (T, 18, 3) or (T, 17, 3)"
-        ) from exc
-    try:
-        return to_openpose18(arr, "keypoints")
-    except SkeletonError as exc:
-        raise HTTPException(422, str(exc)) from exc
 
 
 def _summarise(errors: list[dict[str, Any]]) -> tuple[int, str]:
@@ -98,7 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
             {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
 
-    from gaitsearch.index.live import DamagedSequenceError
+    from gaitsearch.index.loaded_index import DamagedSequenceError
     from gaitsearch.service.file_reads import FileReadTimeout
 
     @app.exception_handler(DamagedSequenceError)

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from gaitsearch.index.retriever import results_json
 from gaitsearch.model.classify import label_phrases
-from gaitsearch.service import errors
+from gaitsearch.service import errors, validation
 from gaitsearch.service.deps import (
     ServiceState,
     admission,
@@ -120,14 +120,14 @@ async def search_by_example(
         raise HTTPException(422, "give exactly one of 'keypoints' or 'id'")
     fps = body.fps
     if body.id is not None:
-        errors.check_id(body.id)
+        validation.check_id(body.id)
         meta = index.get(body.id)
         keypoints = await file_reads(state).run(index.load_keypoints, body.id)
         if meta is None or keypoints is None:
             raise HTTPException(404, f"id: unknown sequence {body.id!r}")
         fps = float(meta.get("fps") or fps)
     else:
-        keypoints = errors.check_keypoints(body.keypoints)
+        keypoints = validation.check_keypoints(body.keypoints)
     vector = await engine.run_in_thread(state.retriever.example_vectors, [keypoints], [fps])
     # One extra hit so the example itself can be dropped from its own neighbours.
     want = body.k + (1 if body.id else 0)
@@ -151,7 +151,7 @@ async def classify(
     engine: SearchEngine = Depends(get_engine),
 ) -> Response:
     start = time.perf_counter()
-    keypoints = errors.check_keypoints(body.keypoints)
+    keypoints = validation.check_keypoints(body.keypoints)
     retriever = state.retriever
     walk = await engine.run_in_thread(retriever.walk_vector, keypoints, body.fps)
     # The same prototypes as `gaitsearch classify` (Retriever.rank_labels): each label's

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
-from gaitsearch.service import errors
+from gaitsearch.service import errors, validation
 from gaitsearch.service.deps import ServiceState, file_reads, get_state, json_response, live_index
 from gaitsearch.service.schemas import SequenceResponse
 from starlette.responses import Response
@@ -20,7 +20,7 @@ async def get_sequence(
     state: ServiceState = Depends(get_state),
     index: Any = Depends(live_index),
 ) -> Response:
-    errors.check_id(seq_id)
+    validation.check_id(seq_id)
     meta = index.get(seq_id)
     if meta is None:
         raise HTTPException(404, f"id: unknown sequence {seq_id!r}")

@@ -15,7 +15,7 @@ def test_exact_baseline_is_the_true_brute_force_over_an_approximate_index(
 ):
     from baselines import ExactSearchIndex
     from gaitsearch.index.build import build_index
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.loaded_index import load_index
     from gaitsearch.model.checkpoint import load_checkpoint
     from gaitsearch.model.gallery import iter_gallery
     from service_helpers import write_gallery

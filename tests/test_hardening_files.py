@@ -74,7 +74,7 @@ def test_build_skips_every_damaged_file_with_one_line_and_indexes_the_rest(
         lines = [line for line in skipped if f"{key}.npy:" in line or f"{key}:" in line]
         assert len(lines) == 1, (key, skipped)
         assert word in lines[0], lines[0]
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.loaded_index import load_index
 
     index = load_index(index_dir)
     try:
@@ -128,7 +128,7 @@ def test_a_deeply_nested_manifest_is_refused_with_one_line(index_dir):
 
 
 def test_a_copied_version_is_not_served_under_the_wrong_name(index_dir):
-    from gaitsearch.index.live import IndexLoadError, load_index
+    from gaitsearch.index.loaded_index import IndexLoadError, load_index
 
     shutil.copytree(index_dir / "versions" / "v0001", index_dir / "versions" / "v0007")
     with pytest.raises(IndexLoadError, match="says version 'v0001'"):
@@ -147,7 +147,7 @@ def test_ids_are_matched_in_full():
 def test_a_non_finite_embedding_is_never_indexed(tmp_path, tiny_checkpoint, monkeypatch):
     from gaitsearch.index import build
     from gaitsearch.index.build import build_index
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.loaded_index import load_index
 
     real = build.embed_local
 

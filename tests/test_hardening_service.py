@@ -101,7 +101,7 @@ def test_a_filter_with_250000_values_is_a_422_that_says_the_limit(client):
 
 
 def test_the_store_never_binds_more_variables_than_sqlite_allows(service_index):  # noqa: F811
-    from gaitsearch.index.live import load_index
+    from gaitsearch.index.loaded_index import load_index
 
     index = load_index(service_index.index_dir)
     try:
@@ -202,7 +202,7 @@ def test_a_gallery_file_damaged_after_indexing_is_a_503_that_says_so(
 def test_a_hung_file_read_never_stalls_searches(client, server, monkeypatch):
     """Reads that block (a hung mount) miss their deadline with a 503 while searches,
     on their own workers, keep answering."""
-    from gaitsearch.index.live import LoadedIndex
+    from gaitsearch.index.loaded_index import LoadedIndex
 
     release = threading.Event()
     monkeypatch.setattr(LoadedIndex, "load_keypoints", lambda self, seq_id: release.wait(60))

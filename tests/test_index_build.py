@@ -10,8 +10,8 @@ import pytest
 from conftest import walking_like
 from gaitsearch.index.build import build_index
 from gaitsearch.index.derive import add_to_index, remove_from_index
-from gaitsearch.index.faiss_kind import choose_kind
-from gaitsearch.index.live import IndexLoadError, current_version, load_index
+from gaitsearch.index.faiss_index import choose_kind
+from gaitsearch.index.loaded_index import IndexLoadError, current_version, load_index
 from gaitsearch.index.maintenance import activate_version, collect_garbage
 from gaitsearch.model.gallery import GalleryWriter, SequenceRecord
 from gaitsearch.service.cli import app

@@ -16,7 +16,7 @@ from gaitsearch.index import publish as publish_module
 from gaitsearch.index import versions
 from gaitsearch.index.build import IndexBuildError, build_index
 from gaitsearch.index.derive import add_to_index
-from gaitsearch.index.live import IndexLoadError, current_version, load_index
+from gaitsearch.index.loaded_index import IndexLoadError, current_version, load_index
 from gaitsearch.index.maintenance import activate_version
 from gaitsearch.index.manifest import FileChecksum
 from test_index_build import make_gallery

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gaitsearch.index.build import build_index
-from gaitsearch.index.live import load_index
+from gaitsearch.index.loaded_index import load_index
 from test_index_build import make_gallery
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import faiss as _faiss
 import numpy as np
-from gaitsearch.index.faiss_kind import apply_search_params
+from gaitsearch.index.faiss_index import apply_search_params
 from gaitsearch.index.manifest import (
     MANIFEST_FILE,
     METADATA_FILE,
