@@ -1,7 +1,7 @@
 """Build the Docker image and run it for real, with Debian's podman (no Docker engine here).
 
 `make docker-test` runs this. It needs root, podman and debootstrap (it installs both with
-apt-get when missing), about 20 GB free under its storage root (vfs keeps every layer as a full
+apt-get when missing), about 45 GB free under its storage root (vfs keeps every layer as a full
 copy) and no image registry: the base image is built locally with debootstrap.
 
 What it does, each step failing with one clear line:
@@ -48,7 +48,7 @@ PREFIX = "gaitsearch-test"
 VOLUME = f"{PREFIX}-data"
 TOKEN = "docker-test-token"
 QUERY = "woman in heels walking briskly"
-NEED_GB = 20
+NEED_GB = 45  # peak of one uncached build with vfs (measured 42 GB)
 ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"]
 
 
@@ -104,8 +104,11 @@ def ensure_tools() -> None:
 def check_disk() -> None:
     STORE.mkdir(parents=True, exist_ok=True)
     free_gb = shutil.disk_usage(STORE).free / 1e9
-    if free_gb < NEED_GB:
-        raise Fail(f"{free_gb:.1f} GB free under {STORE}; the vfs build needs about {NEED_GB} GB")
+    need = max(5.0, NEED_GB - du_gb(STORE))  # what a cached store already holds counts
+    if free_gb < need:
+        raise Fail(
+            f"{free_gb:.1f} GB free under {STORE}; the vfs build needs about {need:.0f} GB more"
+        )
 
 
 # ---- 1. base image ----------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def build() -> float:
 def check_image() -> int:
     info = json.loads(podman("image", "inspect", IMAGE).stdout)[0]
     cfg = info.get("Config", {})
-    health = cfg.get("Healthcheck") or {}
+    health = info.get("Healthcheck") or cfg.get("Healthcheck") or {}
     if "/healthz" not in " ".join(health.get("Test") or []):
         raise Fail(f"HEALTHCHECK missing from the image (built without --format docker?): {health}")
     env = cfg.get("Env") or []
@@ -318,6 +321,7 @@ class Poller(threading.Thread):
                 self.failures.append(f"HTTP {status}")
                 continue
             self.ok += 1
+            time.sleep(0.01)
             if not self.versions or self.versions[-1] != body.get("index_version"):
                 self.versions.append(body.get("index_version"))
 
@@ -338,6 +342,7 @@ def run_services() -> dict:
         "-e", "GAITSEARCH_HOST=127.0.0.1", "-e", f"GAITSEARCH_PORT={port}",
         IMAGE, *compose_command(api, port),
     )  # fmt: skip
+    started_s = time.monotonic() - t0  # podman run -d returns once started (vfs copies the image)
     healthy = False
     while time.monotonic() - t0 < 180:
         state = podman("inspect", "--format", "{{.State.Status}}", f"{PREFIX}-api", check=False)
@@ -388,17 +393,17 @@ def run_services() -> dict:
             f"version did not switch: {v1} -> {v2}, seen {poller.versions}; reload said {out}"
         )
     step(f"switched {v1} -> {v2}: {poller.ok} searches during reindex + reload, none failed")
-    return {"ready_s": ready_s, "polled": poller.ok, "versions": [v1, v2]}
+    return {"ready_s": ready_s, "started_s": started_s, "polled": poller.ok, "versions": [v1, v2]}
 
 
 # ---- 5. clean-up ------------------------------------------------------------------------------
-def cleanup() -> None:
+def cleanup(prune: bool = True) -> None:
     for name in ("api", "reindex", "reload"):
         podman("rm", "-f", "-t", "5", f"{PREFIX}-{name}", check=False)
     podman("volume", "rm", "-f", VOLUME, check=False)
     if os.environ.get("KEEP_IMAGE", "1") == "0":
         podman("rmi", "-f", IMAGE, check=False)
-    if os.environ.get("KEEP_CACHE") != "1":
+    if prune and os.environ.get("KEEP_CACHE") != "1":
         podman("image", "prune", "-f", check=False)
 
 
@@ -418,24 +423,26 @@ def main() -> int:
         ).stdout.split()
         if cleanup_old:
             cleanup()
-        build_s = build()
+        if os.environ.get("SKIP_BUILD") == "1":  # developers: reuse the image already built
+            build_s = float("nan")
+        else:
+            build_s = build()
         peak_gb = du_gb(STORE)
         size = check_image()
         step(f"image {IMAGE}: {size / 2**20:,.0f} MiB, built in {build_s:.0f} s")
         figures = run_services()
     except Fail as exc:
         print(f"[docker-test] FAILED: {exc}", file=sys.stderr, flush=True)
-        cleanup()
+        cleanup(prune=False)  # build layers kept: a rerun after a fix builds in seconds
         return 1
-    finally:
-        pass
     cleanup()
     kept_gb = du_gb(STORE)
     print(
         "[docker-test] PASSED\n"
         f"  image size     {size / 2**20:,.0f} MiB ({IMAGE}, base {BASE})\n"
         f"  build time     {build_s:.0f} s\n"
-        f"  time to ready  {figures['ready_s']:.1f} s (container start to passing HEALTHCHECK)\n"
+        f"  time to ready  {figures['ready_s']:.1f} s from `podman run` to a passing HEALTHCHECK "
+        f"({figures['started_s']:.1f} s of it creating the container: vfs copies the image)\n"
         f"  reload         {figures['versions'][0]} -> {figures['versions'][1]}, "
         f"{figures['polled']} polled searches, 0 failed\n"
         f"  disk           {peak_gb:.1f} GB after the build, {kept_gb:.1f} GB kept in {STORE}\n"
