@@ -95,7 +95,12 @@ def load_checkpoint(path: Path | str | None = None) -> GaitModel:
             )
     try:
         config = CheckpointConfig.model_validate(json.loads(cfg_path.read_text()))
-    except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        raise CheckpointError(f"{cfg_path}: not a valid checkpoint config ({problems})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{cfg_path}: not a valid checkpoint config ({exc})") from exc
     if config.format_version != FORMAT_VERSION:
         raise CheckpointError(

@@ -36,26 +36,27 @@ from typing import Any
 import torch
 from gaitsearch.model.search_space import SPACES
 from gaitsearch.model.skeleton import NUM_JOINTS
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from torch import nn
 
 
 class MotionEncoderConfig(BaseModel):
     input_dim: int = NUM_JOINTS * 3
-    d_model: int = Field(default=128, ge=8)
-    n_layers: int = Field(default=3, ge=1)
-    n_heads: int = Field(default=4, ge=1)
-    d_ff: int = Field(default=256, ge=8)
+    # Upper bounds keep a damaged or hostile config from allocating absurd weights.
+    d_model: int = Field(default=128, ge=8, le=4096)
+    n_layers: int = Field(default=3, ge=1, le=64)
+    n_heads: int = Field(default=4, ge=1, le=64)
+    d_ff: int = Field(default=256, ge=8, le=16384)
     dropout: float = Field(default=0.1, ge=0, lt=1)
-    max_frames: int = Field(default=128, ge=4)
-    out_dim: int = 384
+    max_frames: int = Field(default=128, ge=4, le=8192)
+    out_dim: int = Field(default=384, ge=1, le=65536)
     norm_first: bool = True
     positional: str = Field(default="learned", pattern="^(learned|sinusoidal)$")
     pooling: str = Field(default="mean", pattern="^(mean|first)$")
     velocity_input: bool = True  # also feed frame-to-frame differences of x, y
     # Attribute bottleneck head: {group: [values]} (None: the projection head).
     attribute_vocabulary: dict[str, list[str]] | None = None
-    attribute_hidden: int = Field(default=512, ge=8)
+    attribute_hidden: int = Field(default=512, ge=8, le=16384)
     # Search space: "text" (out_dim = text dim) or "attributes" (out_dim = vocabulary size,
     # with a query head from text_dim and its softmax temperature).
     space: str = "text"
@@ -68,6 +69,12 @@ class MotionEncoderConfig(BaseModel):
         if value not in SPACES:
             raise ValueError(f"unknown search space {value!r}; known: {', '.join(SPACES)}")
         return value
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> MotionEncoderConfig:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        return self
 
 
 PRESETS: dict[str, dict[str, object]] = {

@@ -168,3 +168,36 @@ def test_a_non_finite_embedding_is_never_indexed(tmp_path, tiny_checkpoint, monk
         assert np.isfinite(index.all_vectors()[1]).all()
     finally:
         index.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("n_heads", 3, "divisible by n_heads"),
+        ("d_ff", 10**9, "d_ff"),
+        ("d_model", 10**7, "d_model"),
+    ],
+)
+def test_a_damaged_checkpoint_config_is_one_line_not_a_traceback(tmp_path, field, value, says):
+    import json
+    import shutil
+
+    from gaitsearch.model.checkpoint import default_checkpoint_path
+    from gaitsearch.service.cli import app
+    from typer.testing import CliRunner
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(default_checkpoint_path(), copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["encoder"][field] = value
+    (copy / "config.json").write_text(json.dumps(config))
+    npy = tmp_path / "walk.npy"
+    from conftest import walking_like
+
+    np.save(npy, walking_like(np.random.default_rng(0)))
+    result = CliRunner().invoke(
+        app, ["classify", str(npy), "--labels", "running,limping", "--checkpoint", str(copy)]
+    )
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and "config.json" in lines[0] and says in lines[0]
