@@ -38,7 +38,8 @@ def test_benchmark_tables_are_generated() -> None:
 
 def test_no_machine_paths() -> None:
     for page in PAGES:
-        assert not re.search(r"/(work|tmp|root)/", page.read_text()), page.name
+        # absolute paths of one machine (a documented default like /var/tmp/x is fine)
+        assert not re.search(r"(?<![\w/])/(work|tmp|root)/", page.read_text()), page.name
 
 
 def test_every_service_setting_is_documented() -> None:
