@@ -241,7 +241,32 @@ def check_image() -> int:
     return int(info["Size"])
 
 
-# ---- 4. the compose services by hand ----------------------------------------------------------
+# ---- 4. the compose file: validated, then its services driven by hand ------------------------
+def validate_compose() -> None:
+    """`podman-compose config` (PyPI, in its own venv under the storage root): the compose file
+    parses, interpolates and resolves as Compose reads it."""
+    venv = STORE / "compose-venv"
+    exe = venv / "bin" / "podman-compose"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        run = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "podman-compose==1.6.0"],
+            capture_output=True,
+            text=True,
+        )
+        if run.returncode != 0:
+            step(f"podman-compose not installable, compose file not validated: {run.stderr[-500:]}")
+            return
+    run = subprocess.run(
+        [str(exe), "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode != 0 or "gaitsearch-data" not in run.stdout:
+        raise Fail(f"docker-compose.yml does not validate: {(run.stdout + run.stderr)[-2000:]}")
+    step("docker-compose.yml: `podman-compose config` validates it")
+
+
 def compose_services() -> dict:
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     return doc["services"]
@@ -327,6 +352,7 @@ class Poller(threading.Thread):
 
 
 def run_services() -> dict:
+    validate_compose()
     services = compose_services()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
