@@ -57,7 +57,9 @@ def default_checkpoint_path() -> Path:
 def weights_fingerprint(weights_path: Path, config: CheckpointConfig) -> str:
     digest = hashlib.sha256()
     digest.update(weights_path.read_bytes())
-    digest.update(config.encoder.model_dump_json().encode())
+    # A field added later and unset is left out, so older checkpoints keep their fingerprint.
+    unset_later = {"measured"} if config.encoder.measured is None else set()
+    digest.update(config.encoder.model_dump_json(exclude=unset_later).encode())
     digest.update(config.preprocess.model_dump_json().encode())
     return digest.hexdigest()[:16]
 

@@ -37,7 +37,7 @@ class GaitModel:
     @property
     def dim(self) -> int:
         """Dimension of the search space (index vectors and query vectors)."""
-        return self.config.encoder.out_dim
+        return self.search_space.dim
 
     @property
     def space(self) -> str:
@@ -75,7 +75,9 @@ class GaitModel:
             with torch.inference_mode():
                 emb = self.encoder(torch.from_numpy(x), torch.from_numpy(mask))
                 emb = self.search_space.gallery_vectors(emb)
-            out[start:stop] = emb.numpy()
+            out[start:stop] = self.search_space.complete_walks(
+                emb.numpy(), sequences[start:stop], fps[start:stop]
+            )
         return out
 
     def check_text_encoder(self, fingerprint: str, name: str = "") -> None:

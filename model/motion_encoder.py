@@ -62,6 +62,9 @@ class MotionEncoderConfig(BaseModel):
     space: str = "text"
     text_dim: int | None = Field(default=None, ge=1)
     query_temperature: float = Field(default=0.25, gt=0)
+    # Measured groups of the attribute space (gaitsearch.model.measured): descriptor bins
+    # and links appended to the index vectors; None: none (checkpoints before them).
+    measured: dict[str, Any] | None = None
 
     @field_validator("space")
     @classmethod

@@ -83,7 +83,7 @@ class QueryPipeline:
         understood = self.reader.read(texts, text_vectors, self._word_vectors)
         vectors = self.space.query_vectors(text_vectors)
         if self.reader.fitted:
-            vectors = self.reader.restrict(vectors, understood)
+            vectors = self.space.finish_queries(self.reader.restrict(vectors, understood))
         else:  # no threshold chosen from data (a checkpoint never fitted): describe only
             understood = [replace(u, grounded=True, detail=None) for u in understood]
         with self._lock:

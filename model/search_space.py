@@ -25,7 +25,7 @@ from gaitsearch.model.query_head import QueryHead, flush_to_zero, query_vectors_
 from torch import nn
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from gaitsearch.model.motion_encoder import MotionEncoder, MotionEncoderConfig
     from gaitsearch.model.train_data import CaptionTargets, TrainingBatch
@@ -111,6 +111,18 @@ class SearchSpace:
     def example_vectors(self, gallery_vectors: np.ndarray) -> np.ndarray:
         """Gallery vectors of example walks → query vectors for "more like this"."""
         raise NotImplementedError
+
+    def complete_walks(
+        self, encoded: np.ndarray, sequences: Sequence[np.ndarray], fps: Sequence[float]
+    ) -> np.ndarray:
+        """The index rows of a batch: the encoder's part, plus what this space measures on
+        the raw keypoints (nothing by default)."""
+        return encoded
+
+    def finish_queries(self, query_vectors: np.ndarray) -> np.ndarray:
+        """Query vectors after their learned part was restricted to what was understood:
+        parts derived from it are recomputed (nothing by default)."""
+        return query_vectors
 
     def pool_prototypes(self, vectors: np.ndarray, counts: list[int]) -> np.ndarray:
         """Consecutive runs of ``counts`` query vectors averaged into one label prototype each
@@ -326,12 +338,26 @@ class AttributeSpace(SearchSpace):
         return attribute_ce(encoder.group_logits(step.features), step.codes)
 
     def __init__(self, encoder: MotionEncoder) -> None:
+        from gaitsearch.model.measured import MeasuredSpace
+
         super().__init__(encoder)
         head = encoder.query_head
         # numpy copies: the query path runs no torch call per request
         self._weight = head.linear.weight.detach().numpy().copy()
         self._bias = head.linear.bias.detach().numpy().copy()
         self._prior = encoder.attribute_log_prior.numpy().copy()  # type: ignore[operator]
+        self.learned_dim = int(encoder.config.out_dim)
+        config = encoder.config
+        #: the measured groups after the learned ones (None: a checkpoint without them)
+        self.measured = (
+            MeasuredSpace.from_config(config.measured, config.attribute_vocabulary or {})
+            if config.measured
+            else None
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.learned_dim + (self.measured.dim if self.measured else 0)
 
     @property
     def text_dim(self) -> int | None:
@@ -340,18 +366,49 @@ class AttributeSpace(SearchSpace):
     def gallery_vectors(self, encoded: torch.Tensor) -> torch.Tensor:
         return encoded  # the encoder's attribute head already gives log p(v|w) - log prior(v)
 
+    def complete_walks(
+        self, encoded: np.ndarray, sequences: Sequence[np.ndarray], fps: Sequence[float]
+    ) -> np.ndarray:
+        if self.measured is None:
+            return encoded
+        return np.concatenate([encoded, self.measured.measure(sequences, fps)], axis=1)
+
     def query_vectors(self, text_vectors: np.ndarray) -> np.ndarray:
         text_vectors = self._check_text(text_vectors)
-        return query_vectors_numpy(
+        named = query_vectors_numpy(
             text_vectors, self._weight, self._bias, self.encoder.attribute_sizes,
             self.encoder.config.query_temperature,
         )  # fmt: skip
+        if self.measured is None:
+            return named
+        return np.concatenate([named, self.measured.query_part(named)], axis=1)
+
+    def finish_queries(self, query_vectors: np.ndarray) -> np.ndarray:
+        if self.measured is None:
+            return query_vectors
+        out = np.array(query_vectors, dtype=np.float32, copy=True)
+        out[:, self.learned_dim :] = self.measured.query_part(out[:, : self.learned_dim])
+        return out
 
     def example_vectors(self, gallery_vectors: np.ndarray) -> np.ndarray:
         """The example's recognised attribute distribution: a gallery walk then scores the
         expected log-likelihood ratio of the example's attributes (so the example itself,
-        and walks recognised alike, rank first)."""
-        return flush_to_zero(np.exp(np.asarray(gallery_vectors) + self._prior).astype(np.float32))
+        and walks recognised alike, rank first). Measured groups: the example's measured
+        value probabilities (none where its view could not measure them)."""
+        gallery_vectors = np.asarray(gallery_vectors, dtype=np.float32)
+        learned = gallery_vectors[:, : self.learned_dim]
+        out = flush_to_zero(np.exp(learned + self._prior).astype(np.float32))
+        if self.measured is None:
+            return out
+        parts, col = [out], self.learned_dim
+        for group, k in zip(self.measured.groups, self.measured.sizes, strict=True):
+            llr = gallery_vectors[:, col : col + k].astype(np.float64)
+            p = np.exp(llr / max(group.weight, 1e-6)) / k
+            p /= p.sum(axis=1, keepdims=True)
+            p[~np.any(llr != 0, axis=1)] = 0.0  # not measured: no say in the ranking
+            parts.append(p.astype(np.float32))
+            col += k
+        return np.concatenate(parts, axis=1)
 
 
 SPACES: dict[str, type[SearchSpace]] = {cls.name: cls for cls in (TextSpace, AttributeSpace)}

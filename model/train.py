@@ -33,6 +33,7 @@ from gaitsearch.model.evaluate import evaluate
 from gaitsearch.model.gait_model import GaitModel
 from gaitsearch.model.gallery import GalleryError
 from gaitsearch.model.losses import AttributeHeads, make_loss
+from gaitsearch.model.measured import MeasuredSpace
 from gaitsearch.model.motion_encoder import MotionEncoder, preset
 from gaitsearch.model.preprocess import PreprocessConfig, prepare_batch
 from gaitsearch.model.query_pipeline import QueryPipeline
@@ -122,6 +123,9 @@ def train(
     space_opts = space.encoder_options(
         text_encoder.dim, vocabulary, cfg.query_temperature or QUERY_TEMPERATURES[0]
     )
+    if space.needs_attributes and cfg.measured_weight > 0:
+        space_opts["measured"] = MeasuredSpace.default_config(cfg.measured_weight)
+        log(f"measured groups beside them (weight {cfg.measured_weight})")
     enc_cfg = preset(
         cfg.preset,
         max_frames=max(128, cfg.n_frames),

@@ -130,6 +130,14 @@ class TrainConfig(BaseModel):
         "validation queries (--val-data) among 0.1, 0.25, 0.5, 1; 0.25 without.",
         json_schema_extra=ATTRIBUTES,
     )
+    measured_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of the measured groups (speed, stride, arm swing, lean, head "
+        "pitch, foot clearance, bounce, sway, evenness computed from the keypoints, "
+        "gaitsearch.model.measured) beside the recognised attributes; 0: none.",
+        json_schema_extra=ATTRIBUTES,
+    )
     query_head_steps: int = Field(
         default=3000,
         ge=1,

@@ -72,9 +72,10 @@ HELDOUT_OFFTOPIC = Path(__file__).resolve().parent / "data" / "heldout_offtopic.
 
 @dataclass(frozen=True)
 class Term:
-    name: str  # attribute group
+    name: str  # attribute group, or measured group (gaitsearch.model.measured)
     value: str
     confidence: float
+    kind: str = "attribute"  # "attribute" (recognised) or "measured" (from the keypoints)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class Understanding:
         out: dict[str, Any] = {
             "grounded": self.grounded,
             "terms": [
-                {"name": t.name, "value": t.value, "confidence": round(t.confidence, 4)}
+                {"name": t.name, "value": t.value, "confidence": round(t.confidence, 4),
+                 "kind": t.kind}
                 for t in self.terms
             ],
             "ignored": list(self.ignored),
@@ -142,6 +144,8 @@ class QueryReader:
         #: whether ``gaitsearch understanding fit`` chose this reader's threshold and gate
         #: (set by :meth:`for_model`); an unfitted reader only describes, it never refuses
         self.fitted = False
+        #: the checkpoint's measured groups (their terms follow from the attribute terms)
+        self.measured: Any = None
 
     @property
     def has_head(self) -> bool:
@@ -176,7 +180,17 @@ class QueryReader:
             min_similarity=float(params.get("min_similarity", 0.0)),
         )
         reader.fitted = bool(params)
+        reader.measured = getattr(getattr(model, "search_space", None), "measured", None)
+        if reader.measured is not None and reader.detail:
+            reader.detail += " Measured on every walk: " + "; ".join(reader.measured.describe())
         return reader
+
+    def with_measured(self, terms: list[Term]) -> list[Term]:
+        """``terms`` plus the measured terms they name (pace "slow" → speed "slow")."""
+        if self.measured is None or not terms:
+            return terms
+        named = self.measured.terms([(t.name, t.value, t.confidence) for t in terms])
+        return [*terms, *(Term(g, v, c, "measured") for g, v, c in named)]
 
     # -- the head's calibrated reading ---------------------------------------------------
     def group_probabilities(self, text_vectors: np.ndarray) -> list[np.ndarray]:
@@ -278,7 +292,7 @@ class QueryReader:
         for i, (ws, ts) in enumerate(zip(words, all_terms, strict=True)):
             ignored = [w for w in ws if w not in used[i]]
             if ts:
-                out.append(Understanding(True, ts, ignored))
+                out.append(Understanding(True, self.with_measured(ts), ignored))
             else:
                 out.append(Understanding(False, [], ignored, self.detail))
         return out

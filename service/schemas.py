@@ -124,6 +124,11 @@ class UnderstoodTerm(BaseModel):
     name: str = Field(description="Attribute group (or measured descriptor) the query names.")
     value: str
     confidence: float = Field(description="Calibrated probability that this reading is right.")
+    kind: str = Field(
+        default="attribute",
+        description="attribute: recognised by the model; measured: computed from the keypoints "
+        "(speed, stride, arm swing, lean, head pitch, foot clearance, bounce, sway, evenness).",
+    )
 
 
 class Understood(BaseModel):

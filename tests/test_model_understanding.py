@@ -56,7 +56,7 @@ def test_partly_understood_query_reports_what_it_ignored(reader, text_encoder) -
     assert "red" in u.ignored and "coat" in u.ignored and "woman" not in u.ignored
     d = u.to_dict()
     assert set(d) == {"grounded", "terms", "ignored"}
-    assert set(d["terms"][0]) == {"name", "value", "confidence"}
+    assert set(d["terms"][0]) == {"name", "value", "confidence", "kind"}
 
 
 def test_restrict_zeroes_what_was_not_understood(shipped, reader, text_encoder) -> None:
