@@ -1,0 +1,399 @@
+"""Measured gait descriptors: what the skeleton shows, from the keypoints alone, no learning.
+
+:func:`measure` turns one OpenPose-18 sequence ``(T, 18, 3)`` (x, y pixels, y down,
+confidence) into :data:`DESCRIPTORS`: ground speed, cadence, relative stride, arm swing,
+trunk lean, head pitch, foot clearance, vertical bounce, lateral sway and step asymmetry.
+NaN means "this view or this clip cannot tell", never a guess.
+
+How (docs/descriptors.md has the validation):
+
+- **Clean-up.** Joints below :data:`MIN_CONFIDENCE` (or NaN) are missing; each joint's gaps
+  are filled by linear interpolation in time. A clip stored with y up is flipped.
+- **Body height** per frame is the neck-to-lower-ankle extent divided by
+  :data:`NECK_TO_ANKLE` (the neck sits at 0.78 of stature above the ankle); ``1 / height``
+  is fitted as a straight line in time (exact for a walker approaching a pinhole camera at
+  constant speed), so every length is in body heights of the same frame.
+- **View.** The shoulder width over body height, against its frontal value
+  :data:`SHOULDER_WIDTH`, estimates ``|cos(azimuth)|`` of the camera around the walker's
+  direction of travel: 1 seen from the front or back, 0 in profile. Fore-aft quantities are
+  divided by ``sin(azimuth)``, lateral ones by ``cos(azimuth)``; a factor below 0.5 makes
+  them NaN (:data:`VIEW_MEASURABLE` lists what each view gives).
+- **Cadence** is the frequency of the left-minus-right ankle and knee separation (the
+  stride frequency, visible in every view: fore-aft in profile, by perspective in depth),
+  found by a least-squares sinusoid fit over a frequency grid; weak periodicity, a frozen
+  skeleton or under one gait cycle give NaN.
+- **Gait-cycle amplitudes** (arm swing, foot clearance, bounce, sway, asymmetry) come from a
+  fit of 4 harmonics of that frequency plus a quadratic trend to each signal: a low-pass at
+  the gait's own harmonics that ignores detector jitter and perspective drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from gaitsearch.model.skeleton import J
+
+DESCRIPTORS: tuple[str, ...] = (
+    "speed", "cadence", "stride", "arm_swing", "arm_swing_r", "arm_swing_l", "trunk_lean",
+    "head_pitch", "foot_clearance", "bounce", "sway", "step_asymmetry",
+)  # fmt: skip
+
+UNITS: dict[str, str] = {
+    "speed": "body heights/s",
+    "cadence": "steps/min",
+    "stride": "body heights",
+    "arm_swing": "body heights",
+    "arm_swing_r": "body heights",
+    "arm_swing_l": "body heights",
+    "trunk_lean": "deg",
+    "head_pitch": "deg",
+    "foot_clearance": "body heights",
+    "bounce": "body heights",
+    "sway": "body heights",
+    "step_asymmetry": "ratio",
+}
+
+ABOUT: dict[str, str] = {
+    "speed": "ground speed: pelvis travel across the image per second, in body heights",
+    "cadence": "steps per minute, from the periodicity of the ankle separation",
+    "stride": "stride length (two steps) over body height: speed / stride frequency",
+    "arm_swing": "wrist fore-aft swing amplitude (half peak-to-peak) over body height, "
+    "mean of both arms",
+    "arm_swing_r": "right wrist fore-aft swing amplitude over body height",
+    "arm_swing_l": "left wrist fore-aft swing amplitude over body height",
+    "trunk_lean": "forward lean of the neck-over-pelvis line from vertical, degrees",
+    "head_pitch": "head pitched down relative to the trunk, degrees (0 = neutral)",
+    "foot_clearance": "ankle vertical excursion over the cycle (swing lift) over body height",
+    "bounce": "pelvis vertical excursion (peak-to-peak) over body height",
+    "sway": "pelvis lateral excursion (peak-to-peak) over body height",
+    "step_asymmetry": "left-right difference of step timing or leg excursion, relative to "
+    "their mean (0 = symmetric)",
+}
+
+VIEW_MEASURABLE: dict[str, tuple[str, ...]] = {
+    "side": ("speed", "cadence", "stride", "arm_swing", "arm_swing_r", "arm_swing_l",
+             "trunk_lean", "head_pitch", "foot_clearance", "bounce", "step_asymmetry"),
+    "oblique": DESCRIPTORS,
+    "frontal": ("cadence", "bounce", "sway", "step_asymmetry"),
+}  # fmt: skip
+
+MIN_CONFIDENCE = 0.1
+NECK_TO_ANKLE = 0.778  # neck height above the lower ankle, fraction of stature
+SHOULDER_WIDTH = 0.137  # shoulder-to-shoulder distance seen from the front, of stature
+HIP_WIDTH = 0.063  # hip-to-hip distance seen from the front, of stature
+FRONTAL_COS, SIDE_COS = 0.9, 0.45  # view classes by the |cos(azimuth)| estimate
+HEAD_OFFSET_DEG = 30.5  # neck-to-nose line ahead of the trunk axis with the head neutral
+MIN_FRAMES = 16
+MIN_CYCLES = 1.0  # gait cycles a clip needs for the cycle descriptors
+MIN_PERIODICITY = 0.35  # fraction of the separation's variance the stride sinusoid explains
+MIN_SEPARATION = 0.01  # rms left-right separation, body heights: below it nothing walks
+MIN_FACTOR = 0.5  # sin/cos of the azimuth below which a projected quantity is NaN
+HARMONICS = 4
+STRIDE_HZ = (0.4, 1.8)  # stride frequencies searched (cadence 48-216 steps/min)
+_GRID_STEP_HZ = 0.01
+_INDEX = {name: i for i, name in enumerate(DESCRIPTORS)}
+
+_NECK, _NOSE = J["neck"], J["nose"]
+_RS, _LS, _RW, _LW = J["r_shoulder"], J["l_shoulder"], J["r_wrist"], J["l_wrist"]
+_RH, _LH, _RK, _LK = J["r_hip"], J["l_hip"], J["r_knee"], J["l_knee"]
+_RA, _LA = J["r_ankle"], J["l_ankle"]
+
+
+def _fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``x`` (T, ...) over time where ``valid`` is False.
+
+    Ends take the nearest valid value; a column never valid stays NaN.
+    """
+    t = x.shape[0]
+    idx = np.arange(t).reshape((t,) + (1,) * (x.ndim - 1))
+    prev = np.maximum.accumulate(np.where(valid, idx, -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(valid, idx, t)[::-1], axis=0)[::-1]
+    lo = np.where(prev >= 0, prev, nxt)
+    hi = np.where(nxt < t, nxt, prev)
+    never = lo >= t
+    lo, hi = np.clip(lo, 0, t - 1), np.clip(hi, 0, t - 1)
+    xl, xh = np.take_along_axis(x, lo, 0), np.take_along_axis(x, hi, 0)
+    w = np.where(hi > lo, (idx - lo) / np.maximum(hi - lo, 1), 0.0)
+    out = xl + (xh - xl) * w
+    return np.where(never, np.nan, out)
+
+
+@lru_cache(maxsize=256)
+def _grid(n: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequencies (F,), sinusoid bases (F, T, 2) and inverse Gram matrices (F, 2, 2)."""
+    freqs = np.arange(STRIDE_HZ[0], STRIDE_HZ[1] + 1e-9, _GRID_STEP_HZ)
+    t = np.arange(n) / fps
+    ang = 2 * np.pi * freqs[:, None] * t[None, :]
+    basis = np.stack([np.cos(ang), np.sin(ang)], axis=-1)
+    basis -= basis.mean(axis=1, keepdims=True)
+    gram = np.einsum("fti,ftj->fij", basis, basis)
+    gram += np.eye(2) * 1e-9
+    return freqs, basis, np.linalg.inv(gram)
+
+
+def _detrend(y: np.ndarray) -> np.ndarray:
+    """Remove a quadratic trend from each column of ``y`` (T, K)."""
+    n = y.shape[0]
+    tau = np.linspace(-1.0, 1.0, n)
+    v = np.stack([np.ones(n), tau, tau * tau - 1.0 / 3.0], axis=1)
+    coef, *_ = np.linalg.lstsq(v, y, rcond=None)
+    return np.asarray(y - v @ coef)
+
+
+def _stride_frequency(sep: np.ndarray, fps: float) -> tuple[float, float, float]:
+    """(stride Hz, explained fraction, rms) of the detrended separation signals (T, K)."""
+    d = _detrend(sep)
+    total = float((d * d).sum())
+    rms = float(np.sqrt(total / d.size))
+    if not np.isfinite(total) or total <= 0.0:
+        return float("nan"), 0.0, 0.0
+    freqs, basis, ginv = _grid(d.shape[0], float(fps))
+    r = np.einsum("fti,tk->fik", basis, d)  # (F, 2, K)
+    power = np.einsum("fik,fij,fjk->f", r, ginv, r)
+    k = int(np.argmax(power))
+    if k == 0 or k == len(freqs) - 1:
+        # A peak at the edge of the search range is no gait frequency (or a clip too short
+        # to resolve one).
+        return float("nan"), 0.0, rms
+    a, b, c = power[k - 1], power[k], power[k + 1]
+    den = a - 2 * b + c
+    f = freqs[k] + (0.5 * (a - c) / den * _GRID_STEP_HZ if den < 0 else 0.0)
+    return float(f), float(power[k] / total), rms
+
+
+def _harmonic_fit(y: np.ndarray, fps: float, f: float) -> np.ndarray:
+    """Coefficients (2 * HARMONICS, K) of cos/sin at k * f after a quadratic trend."""
+    n = y.shape[0]
+    t = np.arange(n) / fps
+    tau = np.linspace(-1.0, 1.0, n)
+    k = np.arange(1, HARMONICS + 1)
+    ang = 2 * np.pi * f * t[:, None] * k[None, :]
+    cols = [np.ones(n)[:, None], tau[:, None], (tau * tau)[:, None], np.cos(ang), np.sin(ang)]
+    basis = np.concatenate(cols, axis=1)
+    coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
+    return np.asarray(coef[3:])
+
+
+_PHASE = np.linspace(0.0, 2 * np.pi, 96, endpoint=False)
+_K = np.arange(1, HARMONICS + 1)
+_WAVE = np.concatenate([np.cos(_PHASE[:, None] * _K), np.sin(_PHASE[:, None] * _K)], axis=1)
+
+
+def _excursion(coef: np.ndarray, harmonics: Sequence[int] | None = None) -> np.ndarray:
+    """Peak-to-peak of the periodic waveform of each column of ``coef`` over one cycle."""
+    c = coef
+    if harmonics is not None:
+        keep = np.zeros(HARMONICS, dtype=bool)
+        keep[[h - 1 for h in harmonics]] = True
+        c = coef * np.concatenate([keep, keep])[:, None]
+    wave = _WAVE @ c
+    return np.asarray(wave.max(axis=0) - wave.min(axis=0))
+
+
+def _angle_deg(dx: np.ndarray, up: np.ndarray) -> np.ndarray:
+    return np.asarray(np.degrees(np.arctan2(dx, up)))
+
+
+def _prepare(keypoints: np.ndarray) -> np.ndarray | None:
+    """Filled pixel coordinates (T, 18, 2), y down, NaN for joints never seen."""
+    arr = np.asarray(keypoints, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[1] != 18 or arr.shape[2] < 2:
+        raise ValueError(f"expected (T, 18, 3) keypoints, got shape {arr.shape}")
+    xy = arr[..., :2]
+    conf = arr[..., 2] if arr.shape[2] > 2 else np.ones(arr.shape[:2])
+    valid = (conf >= MIN_CONFIDENCE) & np.isfinite(xy).all(-1) & np.isfinite(conf)
+    if arr.shape[0] < MIN_FRAMES or not valid.any():
+        return None
+    xy = np.where(valid[..., None], xy, np.nan)
+    # y up (some stored copies): the neck would be below the ankles.
+    with np.errstate(all="ignore"):
+        feet = np.nanmean(xy[:, [_RA, _LA, _RK, _LK], 1])
+        head = np.nanmean(xy[:, [_NECK, _NOSE, _RS, _LS], 1])
+    if np.isfinite(feet) and np.isfinite(head) and feet < head:
+        xy[..., 1] = -xy[..., 1]
+    return _fill(xy, valid[..., None])
+
+
+def _body_height(xy: np.ndarray) -> np.ndarray | None:
+    """Per-frame body height (T,) in pixels, smoothed as 1/h linear in time."""
+    with np.errstate(all="ignore"):
+        bottom = np.nanmax(xy[:, [_RA, _LA], 1], axis=1)
+    h = (bottom - xy[:, _NECK, 1]) / NECK_TO_ANKLE
+    ok = np.isfinite(h) & (h > 1e-3)
+    if ok.sum() < MIN_FRAMES // 2:
+        return None
+    t = np.arange(len(h), dtype=np.float64)
+    inv = 1.0 / h[ok]
+    v = np.stack([np.ones(ok.sum()), t[ok]], axis=1)
+    coef, *_ = np.linalg.lstsq(v, inv, rcond=None)
+    # One robust pass: drop frames more than 3 median deviations away.
+    res = inv - v @ coef
+    mad = np.median(np.abs(res)) + 1e-12
+    keep = np.abs(res) < 3.0 * 1.4826 * mad + 1e-9
+    if keep.sum() >= MIN_FRAMES // 2:
+        coef, *_ = np.linalg.lstsq(v[keep], inv[keep], rcond=None)
+    fitted = coef[0] + coef[1] * t
+    if not (fitted > 0).all():
+        return np.full(len(h), float(np.median(h[ok])))
+    return np.asarray(1.0 / fitted)
+
+
+def _azimuth_cos(xy: np.ndarray, h: np.ndarray) -> float:
+    """|cos| of the camera azimuth around the direction of travel, from shoulder width."""
+    with np.errstate(all="ignore"):
+        sw = np.nanmedian(np.abs(xy[:, _RS, 0] - xy[:, _LS, 0]) / h)
+        hw = np.nanmedian(np.abs(xy[:, _RH, 0] - xy[:, _LH, 0]) / h)
+    # Shoulders and hips vary from person to person partly independently: average them.
+    c = np.nanmean([sw / SHOULDER_WIDTH, hw / HIP_WIDTH])
+    return float(np.clip(c, 0.0, 1.0)) if np.isfinite(c) else float("nan")
+
+
+def _view_from_cos(c: float) -> str:
+    if not np.isfinite(c):
+        return "oblique"
+    if c >= FRONTAL_COS:
+        return "frontal"
+    if c <= SIDE_COS:
+        return "side"
+    return "oblique"
+
+
+def view_of(keypoints: np.ndarray) -> str:
+    """``"side"``, ``"frontal"`` (front or back) or ``"oblique"``, from the geometry."""
+    xy = _prepare(keypoints)
+    if xy is None:
+        return "oblique"
+    h = _body_height(xy)
+    if h is None:
+        return "oblique"
+    return _view_from_cos(_azimuth_cos(xy, h))
+
+
+def measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
+    """The descriptors of one sequence, ``(len(DESCRIPTORS),)`` float32; NaN = not measurable."""
+    out = np.full(len(DESCRIPTORS), np.nan, dtype=np.float32)
+    fps = float(fps)
+    if not np.isfinite(fps) or fps <= 0:
+        return out
+    xy = _prepare(keypoints)
+    if xy is None:
+        return out
+    h = _body_height(xy)
+    if h is None:
+        return out
+    n = xy.shape[0]
+    u = xy / h[:, None, None]  # body heights of the frame
+    cos_az = _azimuth_cos(xy, h)
+    if not np.isfinite(cos_az):
+        cos_az = float(np.cos(np.pi / 4))
+    sin_az = float(np.sqrt(max(1.0 - cos_az * cos_az, 0.0)))
+    view = _view_from_cos(cos_az)
+    lateral_ok = view != "frontal" and sin_az >= MIN_FACTOR
+    frontal_ok = view != "side" and cos_az >= MIN_FACTOR
+
+    with np.errstate(all="ignore"):
+        pelvis = np.nanmean(xy[:, [_RH, _LH]], axis=1)
+    if not np.isfinite(pelvis).all():
+        pelvis = xy[:, _NECK]
+    # Travel across the image: integrate du / h (h changes as the walker approaches).
+    du = np.diff(pelvis[:, 0]) * 0.5 * (1.0 / h[1:] + 1.0 / h[:-1])
+    s = np.concatenate([[0.0], np.cumsum(du)])
+    t = np.arange(n) / fps
+    travel = float(np.polyfit(t, s, 1)[0]) if np.isfinite(s).all() else float("nan")
+    direction = np.sign(travel) if np.isfinite(travel) and travel != 0 else 0.0
+    if direction == 0.0 or abs(travel) * t[-1] < 0.05:
+        # Barely translating: the face says which way is forward.
+        nose_ahead = np.nanmedian(xy[:, _NOSE, 0] - xy[:, _NECK, 0])
+        direction = float(np.sign(nose_ahead)) if np.isfinite(nose_ahead) else 0.0
+
+    speed = float("nan")
+    if lateral_ok and np.isfinite(travel) and abs(travel) * t[-1] >= 0.25:
+        speed = abs(travel) / sin_az
+        out[_INDEX["speed"]] = speed
+
+    # Posture: median angles of the trunk and of the neck-to-nose line (forward positive).
+    if lateral_ok and direction != 0.0:
+        trunk = pelvis - xy[:, _NECK]  # points down
+        tx, ty = direction * -trunk[:, 0], trunk[:, 1]
+        lean = np.nanmedian(_angle_deg(tx / sin_az, ty))
+        out[_INDEX["trunk_lean"]] = lean
+        head = xy[:, _NOSE] - xy[:, _NECK]
+        hx, hy = direction * head[:, 0], -head[:, 1]
+        head_abs = np.nanmedian(_angle_deg(hx / sin_az, hy))
+        out[_INDEX["head_pitch"]] = head_abs - lean - HEAD_OFFSET_DEG
+
+    # Cadence from the left-right separation of ankles and knees.
+    sep = np.concatenate([u[:, _RA] - u[:, _LA], u[:, _RK] - u[:, _LK]], axis=1)
+    sep = sep[:, np.isfinite(sep).all(axis=0)]
+    if sep.shape[1] == 0:
+        return out
+    f, explained, rms = _stride_frequency(sep, fps)
+    if (
+        not np.isfinite(f)
+        or explained < MIN_PERIODICITY
+        or rms < MIN_SEPARATION
+        or f * t[-1] < MIN_CYCLES
+    ):
+        return out
+    out[_INDEX["cadence"]] = 120.0 * f
+    if np.isfinite(speed):
+        out[_INDEX["stride"]] = speed / f
+
+    # Gait-cycle amplitudes: harmonics of the stride frequency.
+    pel = pelvis / h[:, None]
+    signals = np.stack(
+        [
+            pel[:, 0],
+            pel[:, 1],
+            u[:, _RW, 0] - u[:, _RS, 0],
+            u[:, _LW, 0] - u[:, _LS, 0],
+            u[:, _RA, 1],
+            u[:, _LA, 1],
+            u[:, _RA, 0] - pel[:, 0],
+            u[:, _RA, 1] - pel[:, 1],
+            u[:, _LA, 0] - pel[:, 0],
+            u[:, _LA, 1] - pel[:, 1],
+        ],
+        axis=1,
+    )
+    finite = np.isfinite(signals).all(axis=0)
+    coef = np.full((2 * HARMONICS, signals.shape[1]), np.nan)
+    if finite.any():
+        coef[:, finite] = _harmonic_fit(signals[:, finite], fps, f)
+    exc = _excursion(coef)
+    if frontal_ok:
+        out[_INDEX["sway"]] = _excursion(coef[:, :1], (1, 3))[0] / cos_az
+    out[_INDEX["bounce"]] = exc[1]
+    if lateral_ok:
+        arms = exc[2:4] / 2.0 / sin_az
+        out[_INDEX["arm_swing_r"]], out[_INDEX["arm_swing_l"]] = arms
+        if np.isfinite(arms).any():
+            out[_INDEX["arm_swing"]] = np.nanmean(arms)
+        out[_INDEX["foot_clearance"]] = np.nanmean(exc[4:6])
+    # Asymmetry: each ankle's fundamental about the pelvis, amplitude and relative phase.
+    zr = coef[0, 6:8] + 1j * coef[HARMONICS, 6:8]
+    zl = coef[0, 8:10] + 1j * coef[HARMONICS, 8:10]
+    if np.isfinite(zr).all() and np.isfinite(zl).all():
+        ar, al = np.sqrt((np.abs(zr) ** 2).sum()), np.sqrt((np.abs(zl) ** 2).sum())
+        amp = abs(ar - al) / max(0.5 * (ar + al), 1e-9)
+        lag = np.angle((zr * np.conj(zl)).sum())  # pi when the legs alternate evenly
+        timing = 4.0 * abs(abs(lag) - np.pi) / (2 * np.pi)
+        out[_INDEX["step_asymmetry"]] = max(amp, timing)
+    return out
+
+
+def measure_many(sequences: Sequence[np.ndarray], fps: Sequence[float] | float) -> np.ndarray:
+    """``(n, len(DESCRIPTORS))`` float32 descriptors of many sequences."""
+    n = len(sequences)
+    if isinstance(fps, (int, float, np.number)):
+        rates = [float(fps)] * n
+    else:
+        rates = [float(r) for r in np.asarray(fps, dtype=np.float64).reshape(-1)]
+    if len(rates) != n:
+        raise ValueError(f"{n} sequences but {len(rates)} frame rates")
+    out = np.full((n, len(DESCRIPTORS)), np.nan, dtype=np.float32)
+    for i, (seq, rate) in enumerate(zip(sequences, rates, strict=True)):
+        out[i] = measure(seq, rate)
+    return out

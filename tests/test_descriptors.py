@@ -1,0 +1,150 @@
+"""Measured gait descriptors on synthetic walkers whose true parameters are known."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from gaitsearch.model import descriptors as D
+from gaitsearch.model.render import detect, place_cameras, project
+from gaitsearch.model.walker import GaitParams, gait_params, simulate
+
+FPS = 25.0
+COL = {name: i for i, name in enumerate(D.DESCRIPTORS)}
+
+
+def _attrs(pace: str = "normal", view: str = "side") -> dict[str, str]:
+    return {
+        "gender": "male",
+        "age": "adult",
+        "build": "average",
+        "pace": pace,
+        "footwear": "flat",
+        "carrying": "nothing",
+        "impairment": "none",
+        "energy": "neutral",
+        "view": view,
+    }
+
+
+def _film(params: GaitParams, view: str, frames: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = params.batch
+    joints = simulate(params, frames, FPS)
+    cams = place_cameras([view] * n, params.speed * frames / FPS, rng)
+    pixels, _ = project(joints, cams)
+    return list(detect(pixels, joints, cams, rng))
+
+
+def _walkers(
+    n: int, pace: str = "normal", view: str = "side", frames: int = 90, seed: int = 0
+) -> tuple[GaitParams, list[np.ndarray]]:
+    params = gait_params([_attrs(pace, view)] * n, np.random.default_rng(seed))
+    return params, _film(params, view, frames, seed + 1)
+
+
+@pytest.fixture(scope="module")
+def side() -> tuple[GaitParams, np.ndarray, list[np.ndarray]]:
+    params, seqs = _walkers(16)
+    return params, D.measure_many(seqs, FPS), seqs
+
+
+def test_names_units_shapes_and_dtypes(side: tuple[GaitParams, np.ndarray, list]) -> None:
+    params, got, seqs = side
+    assert D.DESCRIPTORS[:3] == ("speed", "cadence", "stride")
+    assert set(D.UNITS) == set(D.ABOUT) == set(D.DESCRIPTORS)
+    assert got.shape == (16, len(D.DESCRIPTORS)) and got.dtype == np.float32
+    one = D.measure(seqs[0], FPS)
+    assert one.shape == (len(D.DESCRIPTORS),) and one.dtype == np.float32
+    np.testing.assert_array_equal(one, got[0])
+    assert D.measure_many([], FPS).shape == (0, len(D.DESCRIPTORS))
+
+
+def test_side_view_speed_cadence_stride_match_the_walker(
+    side: tuple[GaitParams, np.ndarray, list],
+) -> None:
+    params, got, _ = side
+    speed = params.speed / params.height
+    stride = params.stride / params.height
+    assert np.isfinite(got[:, [COL["speed"], COL["cadence"], COL["stride"]]]).all()
+    assert np.median(np.abs(got[:, COL["speed"]] / speed - 1)) < 0.08
+    assert np.abs(got[:, COL["cadence"]] - params.cadence).max() < 6.0
+    assert np.median(np.abs(got[:, COL["stride"]] / stride - 1)) < 0.1
+    # Side view: the sagittal plane is visible, the lateral sway is not.
+    for name in ("arm_swing", "trunk_lean", "head_pitch", "foot_clearance", "bounce"):
+        assert np.isfinite(got[:, COL[name]]).all(), name
+    assert np.isnan(got[:, COL["sway"]]).all()
+    lean = np.degrees(params.lean)
+    assert np.median(np.abs(got[:, COL["trunk_lean"]] - lean)) < 2.0
+
+
+def test_brisk_walker_faster_and_long_strides_longer() -> None:
+    _, slow = _walkers(6, "slow", seed=3)
+    _, brisk = _walkers(6, "brisk", seed=3)
+    s, b = D.measure_many(slow, FPS), D.measure_many(brisk, FPS)
+    assert np.all(b[:, COL["speed"]] > s[:, COL["speed"]])
+    assert np.all(b[:, COL["cadence"]] > s[:, COL["cadence"]])
+    params = gait_params([_attrs()] * 6, np.random.default_rng(5))
+    long = dataclasses.replace(params, stride=params.stride * 1.3)
+    normal_d = D.measure_many(_film(params, "side", 90, 6), FPS)
+    long_d = D.measure_many(_film(long, "side", 90, 6), FPS)
+    assert np.all(long_d[:, COL["stride"]] > normal_d[:, COL["stride"]] * 1.15)
+    assert np.all(long_d[:, COL["cadence"]] < normal_d[:, COL["cadence"]])
+
+
+def test_frontal_view_gives_nan_for_what_it_cannot_see() -> None:
+    for view in ("front", "back"):
+        _, seqs = _walkers(6, view=view, seed=11)
+        got = D.measure_many(seqs, FPS)
+        assert [D.view_of(s) for s in seqs].count("frontal") >= 5
+        for name in ("speed", "stride", "trunk_lean", "arm_swing", "foot_clearance"):
+            assert np.isnan(got[:, COL[name]]).mean() >= 5 / 6, (view, name)
+        assert np.isfinite(got[:, COL["cadence"]]).all()
+        assert np.isfinite(got[:, COL["sway"]]).all()
+
+
+def test_ten_percent_missing_joints_change_little(
+    side: tuple[GaitParams, np.ndarray, list],
+) -> None:
+    params, intact, seqs = side
+    rng = np.random.default_rng(9)
+    damaged = []
+    for s in seqs:
+        s = s.copy()
+        s[rng.random(s.shape[:2]) < 0.1] = 0.0
+        damaged.append(s)
+    got = D.measure_many(damaged, FPS)
+    assert np.isfinite(got[:, [COL["speed"], COL["cadence"]]]).all()
+    assert np.abs(got[:, COL["cadence"]] - params.cadence).max() < 6.0
+    assert np.median(np.abs(got[:, COL["speed"]] / intact[:, COL["speed"]] - 1)) < 0.05
+    # NaN coordinates are missing joints too.
+    nan_seq = seqs[0].copy()
+    nan_seq[::7, 4, :2] = np.nan
+    assert np.isfinite(D.measure(nan_seq, FPS)[COL["cadence"]])
+
+
+def test_frozen_short_and_empty_clips_give_nan_not_garbage(
+    side: tuple[GaitParams, np.ndarray, list],
+) -> None:
+    _, _, seqs = side
+    frozen = np.repeat(seqs[0][:1], 64, axis=0)
+    got = D.measure(frozen, FPS)
+    for name in ("cadence", "stride", "speed", "arm_swing", "bounce", "step_asymmetry"):
+        assert np.isnan(got[COL[name]]) or got[COL[name]] == 0, name
+    short = D.measure(seqs[0][:18], FPS)  # 0.7 s: under one gait cycle
+    assert np.isnan(short[COL["cadence"]]) and np.isnan(short[COL["stride"]])
+    assert np.isnan(D.measure(np.zeros((64, 18, 3), np.float32), FPS)).all()
+    assert np.isnan(D.measure(seqs[0], 0.0)).all()
+
+
+def test_y_up_copies_measure_the_same(side: tuple[GaitParams, np.ndarray, list]) -> None:
+    _, intact, seqs = side
+    flipped = seqs[1].copy()
+    flipped[..., 1] *= -1
+    np.testing.assert_allclose(D.measure(flipped, FPS), intact[1], rtol=1e-4, atol=1e-4)
+
+
+def test_view_of_tells_side_from_frontal(side: tuple[GaitParams, np.ndarray, list]) -> None:
+    _, _, seqs = side
+    assert [D.view_of(s) for s in seqs].count("side") >= 15
