@@ -57,7 +57,9 @@ def text_encoder():
     return load_text_encoder()
 
 
-def save_tiny_checkpoint(path: Path, text_encoder, seed: int = 0, space: str = "text") -> Path:
+def save_tiny_checkpoint(
+    path: Path, text_encoder, seed: int = 0, space: str = "text", measured: bool = False
+) -> Path:
     """A randomly initialised tiny encoder saved as a real checkpoint for ``text_encoder``
     (fast; for plumbing tests, not quality). Different seeds give different fingerprints.
     ``space="attributes"``: the attribute search space over the whole vocabulary (random
@@ -82,6 +84,10 @@ def save_tiny_checkpoint(path: Path, text_encoder, seed: int = 0, space: str = "
             "out_dim": sum(len(v) for v in vocabulary.values()),
             "text_dim": text_encoder.dim,
         }
+        if measured:
+            from gaitsearch.model.measured import MeasuredSpace
+
+            options["measured"] = MeasuredSpace.default_config()
     encoder = MotionEncoder(preset("tiny", **options))
     config = CheckpointConfig(
         encoder=encoder.config,

@@ -52,3 +52,34 @@ def test_terms_and_config_round_trip():
     assert len(terms) == 3
     # links to values outside this vocabulary are dropped, not an error
     assert ("posture", "hunched") not in space.links
+
+
+def test_measured_part_ranks_synthetic_walkers_by_their_speed(tmp_path, text_encoder):
+    """Index rows of a checkpoint with measured groups: the speed part alone, asked for
+    "slow", puts truly slow walkers (side view: speed is measurable) above brisk ones."""
+    from conftest import save_tiny_checkpoint
+    from gaitsearch.model.checkpoint import load_checkpoint
+    from gaitsearch.model.gallery import iter_gallery
+    from gaitsearch.model.synth import synthesize_gallery
+
+    ckpt = save_tiny_checkpoint(tmp_path / "ck", text_encoder, space="attributes", measured=True)
+    model = load_checkpoint(ckpt)
+    space = model.search_space
+    assert space.measured is not None and model.dim == space.learned_dim + space.measured.dim
+    synthesize_gallery(tmp_path / "g", count=160, seed=4)
+    rows = [(r, a) for r, a in iter_gallery(tmp_path / "g") if r.attributes["view"] == "side"]
+    vectors = model.embed_sequences([a for _, a in rows], [r.fps for r, _ in rows])
+    assert vectors.shape == (len(rows), model.dim) and np.isfinite(vectors).all()
+    vocab = model.config.encoder.attribute_vocabulary
+    named = np.zeros((1, space.learned_dim), dtype=np.float32)
+    start = sum(len(v) for g, v in vocab.items() if list(vocab).index(g) < list(vocab).index("pace"))
+    named[0, start + vocab["pace"].index("slow")] = 1.0
+    query = space.finish_queries(np.concatenate([named, np.zeros((1, space.measured.dim))], 1))
+    assert query[0, : space.learned_dim].sum() == 1.0 and query[0, space.learned_dim :].sum() == 1.0
+    scores = vectors[:, space.learned_dim :] @ query[0, space.learned_dim :]
+    pace = np.array([r.attributes["pace"] for r, _ in rows])
+    assert scores[pace == "slow"].mean() > scores[pace == "normal"].mean()
+    assert scores[pace == "normal"].mean() > scores[pace == "brisk"].mean()
+    # a query whose pace was restricted away asks nothing of the measured speed either
+    restricted = space.finish_queries(np.zeros_like(query))
+    assert not restricted.any()
