@@ -72,7 +72,8 @@ def test_measured_part_ranks_synthetic_walkers_by_their_speed(tmp_path, text_enc
     assert vectors.shape == (len(rows), model.dim) and np.isfinite(vectors).all()
     vocab = model.config.encoder.attribute_vocabulary
     named = np.zeros((1, space.learned_dim), dtype=np.float32)
-    start = sum(len(v) for g, v in vocab.items() if list(vocab).index(g) < list(vocab).index("pace"))
+    groups = list(vocab)
+    start = sum(len(vocab[g]) for g in groups[: groups.index("pace")])
     named[0, start + vocab["pace"].index("slow")] = 1.0
     query = space.finish_queries(np.concatenate([named, np.zeros((1, space.measured.dim))], 1))
     assert query[0, : space.learned_dim].sum() == 1.0 and query[0, space.learned_dim :].sum() == 1.0
