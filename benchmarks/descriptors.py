@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,8 @@ def _degrade(seqs: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarra
         s = s.copy()
         seen = s[..., 2] > 0
         ys = np.where(seen, s[..., 1], np.nan)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             px_h = np.nanmedian(np.nanmax(ys, axis=1) - np.nanmin(ys, axis=1))
         px_h = float(px_h) if np.isfinite(px_h) else 100.0
         s[..., :2] += rng.normal(0.0, 0.02 * px_h, s[..., :2].shape).astype(np.float32)
@@ -136,6 +138,7 @@ def generate(view: str, count: int, seed: int) -> dict[str, Any]:
         "fps": fps,
         "truth": _truth(joints, params, fps, frames),
         "limp": limp,
+        "azimuth": cams.azimuth,
     }
 
 

@@ -29,6 +29,7 @@ How (docs/descriptors.md has the validation):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -87,8 +88,8 @@ FRONTAL_COS, SIDE_COS = 0.9, 0.45  # view classes by the |cos(azimuth)| estimate
 HEAD_OFFSET_DEG = 30.5  # neck-to-nose line ahead of the trunk axis with the head neutral
 MIN_FRAMES = 16
 MIN_CYCLES = 1.0  # gait cycles a clip needs for the cycle descriptors
-MIN_PERIODICITY = 0.35  # fraction of the separation's variance the stride sinusoid explains
-MIN_SEPARATION = 0.01  # rms left-right separation, body heights: below it nothing walks
+MIN_PERIODICITY = 16.0  # F statistic of the stride sinusoid (see _stride_frequency)
+MIN_SEPARATION = 0.008  # sinusoid amplitude of the separation, body heights
 MIN_FACTOR = 0.5  # sin/cos of the azimuth below which a projected quantity is NaN
 HARMONICS = 4
 STRIDE_HZ = (0.4, 1.8)  # stride frequencies searched (cadence 48-216 steps/min)
@@ -120,47 +121,60 @@ def _fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(never, np.nan, out)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def _grid(n: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frequencies (F,), sinusoid bases (F, T, 2) and inverse Gram matrices (F, 2, 2)."""
+    """Frequencies (F,), sinusoid bases (F * 2, T) and inverse Gram matrices (F, 2, 2)."""
     freqs = np.arange(STRIDE_HZ[0], STRIDE_HZ[1] + 1e-9, _GRID_STEP_HZ)
     t = np.arange(n) / fps
     ang = 2 * np.pi * freqs[:, None] * t[None, :]
-    basis = np.stack([np.cos(ang), np.sin(ang)], axis=-1)
-    basis -= basis.mean(axis=1, keepdims=True)
-    gram = np.einsum("fti,ftj->fij", basis, basis)
-    gram += np.eye(2) * 1e-9
-    return freqs, basis, np.linalg.inv(gram)
+    basis = np.stack([np.cos(ang), np.sin(ang)], axis=1)  # (F, 2, T)
+    basis -= basis.mean(axis=2, keepdims=True)
+    gram = basis @ basis.transpose(0, 2, 1) + np.eye(2) * 1e-9
+    return freqs, np.ascontiguousarray(basis.reshape(-1, n)), np.linalg.inv(gram)
+
+
+@lru_cache(maxsize=512)
+def _trend(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quadratic trend basis (T, 3) and its pseudo-inverse (3, T)."""
+    tau = np.linspace(-1.0, 1.0, n)
+    v = np.stack([np.ones(n), tau, tau * tau - 1.0 / 3.0], axis=1)
+    return v, np.linalg.pinv(v)
 
 
 def _detrend(y: np.ndarray) -> np.ndarray:
     """Remove a quadratic trend from each column of ``y`` (T, K)."""
-    n = y.shape[0]
-    tau = np.linspace(-1.0, 1.0, n)
-    v = np.stack([np.ones(n), tau, tau * tau - 1.0 / 3.0], axis=1)
-    coef, *_ = np.linalg.lstsq(v, y, rcond=None)
-    return np.asarray(y - v @ coef)
+    v, pinv = _trend(y.shape[0])
+    return np.asarray(y - v @ (pinv @ y))
 
 
 def _stride_frequency(sep: np.ndarray, fps: float) -> tuple[float, float, float]:
-    """(stride Hz, explained fraction, rms) of the detrended separation signals (T, K)."""
+    """(stride Hz, F statistic, amplitude) of the periodicity of ``sep`` (T, K).
+
+    The statistic is the explained over the unexplained variance of the best sinusoid,
+    times the number of frames: about 5-17 for a standing person's detector jitter and
+    above 20 for walking, whatever the clip length. The amplitude is the mean sinusoid
+    amplitude per signal, in the signal's unit.
+    """
     d = _detrend(sep)
+    n, k_sig = d.shape
     total = float((d * d).sum())
-    rms = float(np.sqrt(total / d.size))
-    if not np.isfinite(total) or total <= 0.0:
+    if not np.isfinite(total) or total <= 1e-18:
         return float("nan"), 0.0, 0.0
-    freqs, basis, ginv = _grid(d.shape[0], float(fps))
-    r = np.einsum("fti,tk->fik", basis, d)  # (F, 2, K)
-    power = np.einsum("fik,fij,fjk->f", r, ginv, r)
+    freqs, basis, ginv = _grid(n, float(fps))
+    r = (basis @ d).reshape(len(freqs), 2, k_sig)
+    power = (np.matmul(ginv, r) * r).sum(axis=(1, 2))
     k = int(np.argmax(power))
+    explained = float(min(power[k] / total, 1.0 - 1e-9))
+    amplitude = float(np.sqrt(2.0 * power[k] / (n * k_sig)))
+    stat = explained / (1.0 - explained) * n
     if k == 0 or k == len(freqs) - 1:
         # A peak at the edge of the search range is no gait frequency (or a clip too short
         # to resolve one).
-        return float("nan"), 0.0, rms
+        return float("nan"), stat, amplitude
     a, b, c = power[k - 1], power[k], power[k + 1]
     den = a - 2 * b + c
     f = freqs[k] + (0.5 * (a - c) / den * _GRID_STEP_HZ if den < 0 else 0.0)
-    return float(f), float(power[k] / total), rms
+    return float(f), stat, amplitude
 
 
 def _harmonic_fit(y: np.ndarray, fps: float, f: float) -> np.ndarray:
@@ -172,7 +186,8 @@ def _harmonic_fit(y: np.ndarray, fps: float, f: float) -> np.ndarray:
     ang = 2 * np.pi * f * t[:, None] * k[None, :]
     cols = [np.ones(n)[:, None], tau[:, None], (tau * tau)[:, None], np.cos(ang), np.sin(ang)]
     basis = np.concatenate(cols, axis=1)
-    coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
+    gram = basis.T @ basis + np.eye(basis.shape[1]) * 1e-9
+    coef = np.linalg.solve(gram, basis.T @ y)
     return np.asarray(coef[3:])
 
 
@@ -216,6 +231,14 @@ def _prepare(keypoints: np.ndarray) -> np.ndarray | None:
     return _fill(xy, valid[..., None])
 
 
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Intercept and slope of the least-squares line through (x, y)."""
+    xm, ym = x.mean(), y.mean()
+    var = float(((x - xm) ** 2).sum())
+    slope = float(((x - xm) * (y - ym)).sum() / var) if var > 0 else 0.0
+    return float(ym - slope * xm), slope
+
+
 def _body_height(xy: np.ndarray) -> np.ndarray | None:
     """Per-frame body height (T,) in pixels, smoothed as 1/h linear in time."""
     with np.errstate(all="ignore"):
@@ -226,15 +249,14 @@ def _body_height(xy: np.ndarray) -> np.ndarray | None:
         return None
     t = np.arange(len(h), dtype=np.float64)
     inv = 1.0 / h[ok]
-    v = np.stack([np.ones(ok.sum()), t[ok]], axis=1)
-    coef, *_ = np.linalg.lstsq(v, inv, rcond=None)
+    a, b = _line(t[ok], inv)
     # One robust pass: drop frames more than 3 median deviations away.
-    res = inv - v @ coef
+    res = inv - (a + b * t[ok])
     mad = np.median(np.abs(res)) + 1e-12
     keep = np.abs(res) < 3.0 * 1.4826 * mad + 1e-9
     if keep.sum() >= MIN_FRAMES // 2:
-        coef, *_ = np.linalg.lstsq(v[keep], inv[keep], rcond=None)
-    fitted = coef[0] + coef[1] * t
+        a, b = _line(t[ok][keep], inv[keep])
+    fitted = a + b * t
     if not (fitted > 0).all():
         return np.full(len(h), float(np.median(h[ok])))
     return np.asarray(1.0 / fitted)
@@ -262,6 +284,13 @@ def _view_from_cos(c: float) -> str:
 
 def view_of(keypoints: np.ndarray) -> str:
     """``"side"``, ``"frontal"`` (front or back) or ``"oblique"``, from the geometry."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(all="ignore"):
+            return _view_of(keypoints)
+
+
+def _view_of(keypoints: np.ndarray) -> str:
     xy = _prepare(keypoints)
     if xy is None:
         return "oblique"
@@ -273,6 +302,14 @@ def view_of(keypoints: np.ndarray) -> str:
 
 def measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     """The descriptors of one sequence, ``(len(DESCRIPTORS),)`` float32; NaN = not measurable."""
+    with warnings.catch_warnings():
+        # Joints never seen make all-NaN medians: NaN is the answer, not a warning per walk.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(all="ignore"):
+            return _measure(keypoints, fps)
+
+
+def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     out = np.full(len(DESCRIPTORS), np.nan, dtype=np.float32)
     fps = float(fps)
     if not np.isfinite(fps) or fps <= 0:
@@ -301,7 +338,7 @@ def measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     du = np.diff(pelvis[:, 0]) * 0.5 * (1.0 / h[1:] + 1.0 / h[:-1])
     s = np.concatenate([[0.0], np.cumsum(du)])
     t = np.arange(n) / fps
-    travel = float(np.polyfit(t, s, 1)[0]) if np.isfinite(s).all() else float("nan")
+    travel = _line(t, s)[1] if np.isfinite(s).all() else float("nan")
     direction = np.sign(travel) if np.isfinite(travel) and travel != 0 else 0.0
     if direction == 0.0 or abs(travel) * t[-1] < 0.05:
         # Barely translating: the face says which way is forward.
@@ -329,11 +366,11 @@ def measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     sep = sep[:, np.isfinite(sep).all(axis=0)]
     if sep.shape[1] == 0:
         return out
-    f, explained, rms = _stride_frequency(sep, fps)
+    f, periodicity, amplitude = _stride_frequency(sep, fps)
     if (
         not np.isfinite(f)
-        or explained < MIN_PERIODICITY
-        or rms < MIN_SEPARATION
+        or periodicity < MIN_PERIODICITY
+        or amplitude < MIN_SEPARATION
         or f * t[-1] < MIN_CYCLES
     ):
         return out
@@ -371,7 +408,16 @@ def measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
         out[_INDEX["arm_swing_r"]], out[_INDEX["arm_swing_l"]] = arms
         if np.isfinite(arms).any():
             out[_INDEX["arm_swing"]] = np.nanmean(arms)
-        out[_INDEX["foot_clearance"]] = np.nanmean(exc[4:6])
+        # Seen from above at an angle, a foot moving toward the camera also moves down the
+        # image: remove the part of its vertical motion that follows its fore-aft motion
+        # (in profile there is none to remove; fitting it there would eat real lift).
+        wave = _WAVE @ coef[:, 4:10]
+        lifts = []
+        for y, x in ((wave[:, 0], wave[:, 2]), (wave[:, 1], wave[:, 4])):
+            a = float(x @ y) / max(float(x @ x), 1e-12)
+            lifted = y - a * x if view == "oblique" else y
+            lifts.append(float(lifted.max() - lifted.min()))
+        out[_INDEX["foot_clearance"]] = np.nanmean(lifts)
     # Asymmetry: each ankle's fundamental about the pelvis, amplitude and relative phase.
     zr = coef[0, 6:8] + 1j * coef[HARMONICS, 6:8]
     zl = coef[0, 8:10] + 1j * coef[HARMONICS, 8:10]
@@ -394,6 +440,9 @@ def measure_many(sequences: Sequence[np.ndarray], fps: Sequence[float] | float) 
     if len(rates) != n:
         raise ValueError(f"{n} sequences but {len(rates)} frame rates")
     out = np.full((n, len(DESCRIPTORS)), np.nan, dtype=np.float32)
-    for i, (seq, rate) in enumerate(zip(sequences, rates, strict=True)):
-        out[i] = measure(seq, rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(all="ignore"):
+            for i, (seq, rate) in enumerate(zip(sequences, rates, strict=True)):
+                out[i] = _measure(seq, rate)
     return out
