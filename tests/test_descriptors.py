@@ -148,3 +148,23 @@ def test_y_up_copies_measure_the_same(side: tuple[GaitParams, np.ndarray, list])
 def test_view_of_tells_side_from_frontal(side: tuple[GaitParams, np.ndarray, list]) -> None:
     _, _, seqs = side
     assert [D.view_of(s) for s in seqs].count("side") >= 15
+
+
+def test_oblique_view_measures_speed_and_sway() -> None:
+    params, seqs = _walkers(12, view="oblique", seed=21)
+    got = D.measure_many(seqs, FPS)
+    speed = params.speed / params.height
+    ok = np.isfinite(got[:, COL["speed"]])
+    assert ok.mean() >= 0.75
+    assert np.median(np.abs(got[ok, COL["speed"]] / speed[ok] - 1)) < 0.15
+    assert np.abs(got[:, COL["cadence"]] - params.cadence).max() < 6.0
+    assert np.isfinite(got[:, COL["sway"]]).mean() >= 0.75
+
+
+def test_standing_person_under_detector_jitter_has_no_cadence() -> None:
+    params = gait_params([_attrs()] * 12, np.random.default_rng(31))
+    still = dataclasses.replace(params, speed=params.speed * 1e-6)  # a frozen pose
+    for view in ("side", "front"):
+        got = D.measure_many(_film(still, view, 90, 32), FPS)
+        assert np.isnan(got[:, COL["cadence"]]).all(), view
+        assert np.isnan(got[:, COL["speed"]]).all(), view
