@@ -87,7 +87,10 @@ def train(
     if cache is None:
         cache = EmbeddingCache(text_encoder)
     progress = TrainingProgress(cfg.progress)
-    full = load_training_set(cfg.data, cache, progress.note)
+    # The attribute space trains on labels and captions; descriptions only feed the held-out
+    # slice's queries when there is no separate validation data.
+    embed = not SPACES[cfg.space].needs_attributes or not cfg.val_data
+    full = load_training_set(cfg.data, cache, progress.note, embed=embed)
     train_set, holdout = split_validation(cfg, full, rng)
     val_queries = Path(cfg.val_data) / QUERIES_FILE if cfg.val_data else None
     if val_queries is not None and not val_queries.is_file():

@@ -50,8 +50,11 @@ def load_training_set(
     root: Path | str,
     cache: EmbeddingCache,
     on_progress: Callable[[str, int, int], None] | None = None,
+    embed: bool = True,
 ) -> TrainingSet:
-    """Read a gallery (skipping bad files) and embed its distinct descriptions once."""
+    """Read a gallery (skipping bad files) and embed its distinct descriptions once
+    (``embed=False``: a run that never reads them, e.g. the attribute space with separate
+    validation data, gets NaN vectors instead of paying for the text encoder)."""
     records = scan_gallery(root)
     kept, arrays = [], []
     for i, (record, arr) in enumerate(iter_gallery(root, records=records)):
@@ -70,12 +73,15 @@ def load_training_set(
             np.array([table.setdefault(t, len(table)) for t in record.all_descriptions()])
         )
     texts = list(table)
-    vectors = cache.encode(
-        texts,
-        on_progress=(lambda d, n: on_progress("embedding descriptions", d, n))
-        if on_progress
-        else None,
-    )
+    if not embed:
+        vectors = np.full((len(texts), cache.encoder.dim), np.nan, dtype=np.float32)
+    else:
+        vectors = cache.encode(
+            texts,
+            on_progress=(lambda d, n: on_progress("embedding descriptions", d, n))
+            if on_progress
+            else None,
+        )
     return TrainingSet(
         kept,
         arrays,

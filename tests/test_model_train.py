@@ -116,7 +116,7 @@ def test_attribute_caption_training_learns_the_synthetic_world(
     )  # fmt: skip
     cache = EmbeddingCache(text_encoder, tmp_path / "cache.sqlite")
     summary = train(cfg, text_encoder, cache=cache, log=logs.append)
-    assert any("attribute head over 9 groups" in line for line in logs)
+    assert any(f"attribute head over {len(ATTRIBUTES)} groups" in line for line in logs)
     losses = [h["loss"] for h in summary["history"]]
     assert losses[-1] < losses[0]
     model = load_checkpoint(cfg.out)
@@ -126,7 +126,9 @@ def test_attribute_caption_training_learns_the_synthetic_world(
         assert model.dim == text_encoder.dim
     else:
         assert any("query head fitted" in line for line in logs)
-        assert model.dim == sum(len(v) for v in ATTRIBUTES.values())
+        measured = model.search_space.measured  # type: ignore[attr-defined]
+        assert measured is not None and any("measured groups" in line for line in logs)
+        assert model.dim == sum(len(v) for v in ATTRIBUTES.values()) + measured.dim
         # The query head reads which values a query names: "in heels" → footwear=heels.
         offsets = np.cumsum([0, *[len(v) for v in ATTRIBUTES.values()]])
         g = list(ATTRIBUTES).index("footwear")
