@@ -98,10 +98,13 @@ def train_query_head(
     lr: float = 3e-3,
     seed: int = 0,
     on_progress: Callable[[int, float], None] | None = None,
+    noise: float = 0.0,
 ) -> float:
     """Fit ``head`` on caption embeddings ``(N, text_dim)`` and their ``(N, G)`` codes
     (-1 where the caption does not name the group); returns the final loss. The head is
-    left frozen (``requires_grad`` off)."""
+    left frozen (``requires_grad`` off). ``noise``: each step's embeddings get Gaussian
+    noise of this norm (in expectation) and are renormalised, so the head also reads the
+    neighbourhood of the training phrasings (synonyms it never saw land there)."""
     if len(vectors) == 0:
         raise ValueError("no captions to train the query head on")
     gen = torch.Generator().manual_seed(seed)
@@ -113,7 +116,11 @@ def train_query_head(
     value = float("nan")
     for step in range(steps):
         idx = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=gen)
-        loss = head.loss(x[idx], y[idx])
+        xb = x[idx]
+        if noise > 0:
+            xb = xb + noise * torch.randn(xb.shape, generator=gen) / xb.shape[1] ** 0.5
+            xb = xb / xb.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        loss = head.loss(xb, y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

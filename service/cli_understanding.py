@@ -30,6 +30,13 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", min=0),
         steps: int = typer.Option(3000, "--steps", min=1, help="Query head training steps."),
         cache: Path | None = typer.Option(None, "--cache", help="Text embedding cache file."),
+        noise: float = typer.Option(
+            1.0,
+            "--noise",
+            min=0.0,
+            help="Norm of the Gaussian noise added to caption embeddings while refitting "
+            "(reads unseen synonyms near the training phrasings; 0: none).",
+        ),  # fmt: skip
     ) -> None:
         from gaitsearch.model.checkpoint import (
             CheckpointError,
@@ -45,7 +52,7 @@ def register(app: typer.Typer) -> None:
             encoder = matching_text_encoder(model)
             entry = fit_understanding(
                 model, EmbeddingCache(encoder, cache).encode, seed=seed, steps=steps,
-                log=lambda m: typer.echo(m, err=True),
+                log=lambda m: typer.echo(m, err=True), noise=noise,
             )  # fmt: skip
         except (CheckpointError, ValueError) as exc:
             fail(str(exc))
