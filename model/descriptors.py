@@ -92,6 +92,8 @@ MIN_PERIODICITY = 16.0  # F statistic of the stride sinusoid (see _stride_freque
 MIN_SEPARATION = 0.008  # sinusoid amplitude of the separation, body heights
 MIN_FACTOR = 0.5  # sin/cos of the azimuth below which a projected quantity is NaN
 HARMONICS = 4
+RELABEL_PASSES = 3
+SWAP_RATIO = 0.7  # crossed over straight residual below which a frame is relabelled
 STRIDE_HZ = (0.4, 1.8)  # stride frequencies searched (cadence 48-216 steps/min)
 _GRID_STEP_HZ = 0.01
 _INDEX = {name: i for i, name in enumerate(DESCRIPTORS)}
@@ -100,6 +102,10 @@ _NECK, _NOSE = J["neck"], J["nose"]
 _RS, _LS, _RW, _LW = J["r_shoulder"], J["l_shoulder"], J["r_wrist"], J["l_wrist"]
 _RH, _LH, _RK, _LK = J["r_hip"], J["l_hip"], J["r_knee"], J["l_knee"]
 _RA, _LA = J["r_ankle"], J["l_ankle"]
+_LIMBS = (  # (right chain, left chain): hip, knee, ankle; shoulder, elbow, wrist
+    ([_RH, _RK, _RA], [_LH, _LK, _LA]),
+    ([_RS, J["r_elbow"], _RW], [_LS, J["l_elbow"], _LW]),
+)
 
 
 def _fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -122,11 +128,12 @@ def _fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=512)
-def _grid(n: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frequencies (F,), sinusoid bases (F * 2, T) and inverse Gram matrices (F, 2, 2)."""
+def _grid(n: int, fps: float, harmonic: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stride frequencies (F,), bases (F * 2, T) of sinusoids at ``harmonic`` times each,
+    and their inverse Gram matrices (F, 2, 2)."""
     freqs = np.arange(STRIDE_HZ[0], STRIDE_HZ[1] + 1e-9, _GRID_STEP_HZ)
     t = np.arange(n) / fps
-    ang = 2 * np.pi * freqs[:, None] * t[None, :]
+    ang = 2 * np.pi * harmonic * freqs[:, None] * t[None, :]
     basis = np.stack([np.cos(ang), np.sin(ang)], axis=1)  # (F, 2, T)
     basis -= basis.mean(axis=2, keepdims=True)
     gram = basis @ basis.transpose(0, 2, 1) + np.eye(2) * 1e-9
@@ -147,45 +154,75 @@ def _detrend(y: np.ndarray) -> np.ndarray:
     return np.asarray(y - v @ (pinv @ y))
 
 
+def _explained(y: np.ndarray, fps: float, harmonic: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid frequency: fraction of the variance of ``y`` (T, K) explained by a sinusoid
+    at ``harmonic`` times it, and the power itself."""
+    n, k_sig = y.shape
+    total = float((y * y).sum())
+    freqs, basis, ginv = _grid(n, float(fps), harmonic)
+    if not np.isfinite(total) or total <= 1e-18:
+        return np.zeros(len(freqs)), np.zeros(len(freqs))
+    r = (basis @ y).reshape(len(freqs), 2, k_sig)
+    power = (np.matmul(ginv, r) * r).sum(axis=(1, 2))
+    return power / total, power
+
+
 def _stride_frequency(sep: np.ndarray, fps: float) -> tuple[float, float, float]:
     """(stride Hz, F statistic, amplitude) of the periodicity of ``sep`` (T, K).
 
-    The statistic is the explained over the unexplained variance of the best sinusoid,
-    times the number of frames: about 5-17 for a standing person's detector jitter and
-    above 20 for walking, whatever the clip length. The amplitude is the mean sinusoid
-    amplitude per signal, in the signal's unit.
+    Two views of the left-right separation vote: the separation itself oscillates once per
+    stride, and its square once per step. The square does not change when a pose estimator
+    swaps left and right (which flips the separation's sign for a few frames and can throw
+    the plain fit onto a wrong frequency); the plain separation has no component at half or
+    twice the stride frequency (which the square may have, from an uneven gait). The sum of
+    the two explained fractions peaks at the stride frequency.
+
+    The statistic is the mean explained over the unexplained variance of the two, times the
+    number of frames: below 16 for a standing person's detector jitter, far above for
+    walking, whatever the clip length. The amplitude is the mean sinusoid amplitude of the
+    separation per signal, in the signal's unit.
     """
     d = _detrend(sep)
     n, k_sig = d.shape
-    total = float((d * d).sum())
-    if not np.isfinite(total) or total <= 1e-18:
+    if not np.isfinite(d).all() or float((d * d).sum()) <= 1e-18:
         return float("nan"), 0.0, 0.0
-    freqs, basis, ginv = _grid(n, float(fps))
-    r = (basis @ d).reshape(len(freqs), 2, k_sig)
-    power = (np.matmul(ginv, r) * r).sum(axis=(1, 2))
-    k = int(np.argmax(power))
-    explained = float(min(power[k] / total, 1.0 - 1e-9))
+    e1, power = _explained(d, fps, 1)
+    # Only signals that swing about zero: the square of one with a large offset (the step
+    # width seen from the front) carries the stride frequency itself, not twice it.
+    centred = np.abs(sep.mean(axis=0)) < d.std(axis=0)
+    e2 = np.zeros_like(e1)
+    if centred.any():
+        e2, _ = _explained(_detrend(sep[:, centred] ** 2), fps, 2)
+    score = e1 + e2
+    freqs = _grid(n, float(fps))[0]
+    k = int(np.argmax(score))
+    explained = float(min(score[k] / 2.0, 1.0 - 1e-9))
     amplitude = float(np.sqrt(2.0 * power[k] / (n * k_sig)))
     stat = explained / (1.0 - explained) * n
     if k == 0 or k == len(freqs) - 1:
         # A peak at the edge of the search range is no gait frequency (or a clip too short
         # to resolve one).
         return float("nan"), stat, amplitude
-    a, b, c = power[k - 1], power[k], power[k + 1]
+    a, b, c = score[k - 1], score[k], score[k + 1]
     den = a - 2 * b + c
-    f = freqs[k] + (0.5 * (a - c) / den * _GRID_STEP_HZ if den < 0 else 0.0)
-    return float(f), stat, amplitude
+    offset = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
+    return float(freqs[k] + offset * _GRID_STEP_HZ), stat, amplitude
 
 
-def _harmonic_fit(y: np.ndarray, fps: float, f: float) -> np.ndarray:
-    """Coefficients (2 * HARMONICS, K) of cos/sin at k * f after a quadratic trend."""
-    n = y.shape[0]
+@lru_cache(maxsize=8)
+def _harmonic_basis(n: int, fps: float, f: float) -> np.ndarray:
+    """(T, 3 + 2 * HARMONICS): a quadratic trend, then cos and sin at k * f."""
     t = np.arange(n) / fps
     tau = np.linspace(-1.0, 1.0, n)
     k = np.arange(1, HARMONICS + 1)
     ang = 2 * np.pi * f * t[:, None] * k[None, :]
     cols = [np.ones(n)[:, None], tau[:, None], (tau * tau)[:, None], np.cos(ang), np.sin(ang)]
-    basis = np.concatenate(cols, axis=1)
+    return np.concatenate(cols, axis=1)
+
+
+def _harmonic_fit(y: np.ndarray, fps: float, f: float) -> np.ndarray:
+    """Coefficients (2 * HARMONICS, K) of cos/sin at k * f after a quadratic trend."""
+    basis = _harmonic_basis(y.shape[0], fps, f)
     gram = basis.T @ basis + np.eye(basis.shape[1]) * 1e-9
     coef = np.linalg.solve(gram, basis.T @ y)
     return np.asarray(coef[3:])
@@ -207,6 +244,21 @@ def _excursion(coef: np.ndarray, harmonics: Sequence[int] | None = None) -> np.n
     return np.asarray(wave.max(axis=0) - wave.min(axis=0))
 
 
+def _median(x: np.ndarray) -> float:
+    """Median ignoring NaN; the plain (faster) median when there is none."""
+    x = np.asarray(x)
+    finite = np.isfinite(x)
+    if finite.all():
+        return float(np.median(x))
+    return float(np.median(x[finite])) if finite.any() else float("nan")
+
+
+def _mean(values: Sequence[float]) -> float:
+    """Mean of the finite values; NaN when there is none."""
+    kept = [v for v in values if np.isfinite(v)]
+    return float(sum(kept) / len(kept)) if kept else float("nan")
+
+
 def _angle_deg(dx: np.ndarray, up: np.ndarray) -> np.ndarray:
     return np.asarray(np.degrees(np.arctan2(dx, up)))
 
@@ -222,13 +274,103 @@ def _prepare(keypoints: np.ndarray) -> np.ndarray | None:
     if arr.shape[0] < MIN_FRAMES or not valid.any():
         return None
     xy = np.where(valid[..., None], xy, np.nan)
-    # y up (some stored copies): the neck would be below the ankles.
-    with np.errstate(all="ignore"):
-        feet = np.nanmean(xy[:, [_RA, _LA, _RK, _LK], 1])
-        head = np.nanmean(xy[:, [_NECK, _NOSE, _RS, _LS], 1])
-    if np.isfinite(feet) and np.isfinite(head) and feet < head:
+    # y up (some stored copies): the neck and shoulders would be below the knees and ankles.
+    ys = np.where(valid, arr[..., 1], 0.0)
+    lower, upper = [_RA, _LA, _RK, _LK], [_NECK, _NOSE, _RS, _LS]
+    n_low, n_up = valid[:, lower].sum(), valid[:, upper].sum()
+    if n_low and n_up and ys[:, lower].sum() / n_low < ys[:, upper].sum() / n_up:
         xy[..., 1] = -xy[..., 1]
-    return _fill(xy, valid[..., None])
+    return _lateral_order(_fill(xy, valid[..., None]))
+
+
+def _lateral_order(xy: np.ndarray) -> np.ndarray:
+    """Undo left/right swaps where the view shows which side each limb is on.
+
+    Seen from the front, back or obliquely, the right hip, knee and ankle stay on one side of
+    the left ones in the image (and the right shoulder, elbow, wrist of the left ones); a
+    frame where most of them are on the other side was swapped by the pose estimator. In
+    profile there is no such order (the offsets are near zero) and nothing changes.
+    """
+    rights = [j for right, _ in _LIMBS for j in right]
+    lefts = [j for _, left in _LIMBS for j in left]
+    dx = xy[:, rights, 0] - xy[:, lefts, 0]  # (T, 6): legs then arms
+    med = np.median(dx, axis=0)
+    spread = np.median(np.abs(dx - med), axis=0) * 1.4826 + 1e-9
+    ordered = (np.abs(med) > 2.0 * spread) & np.isfinite(med)
+    if not ordered.any():
+        return xy
+    against = (np.sign(dx) != np.sign(med)) & (np.abs(dx) > 0.5 * np.abs(med)) & ordered
+    out = xy
+    for p, (right, left) in enumerate(_LIMBS):
+        cols = slice(3 * p, 3 * p + 3)
+        swap = against[:, cols].sum(axis=1) * 2 > ordered[cols].sum()
+        if ordered[cols].any() and swap.any():
+            if out is xy:
+                out = xy.copy()
+            idx = np.nonzero(swap)[0]
+            out[np.ix_(idx, right + left)] = xy[np.ix_(idx, left + right)]
+    return out
+
+
+def _relabel(u: np.ndarray, fps: float, f: float) -> tuple[np.ndarray, int]:
+    """Undo a pose estimator's left/right swaps of the legs and arms; (u, frames fixed).
+
+    Both chains of a limb pair are fitted with the gait harmonics; a frame whose crossed
+    labels fit that model clearly better than its own is swapped back. Each frame is decided
+    on its own, so a wrong call costs one frame, not the rest of the clip; at the moment the
+    legs cross, either labelling fits and nothing changes.
+    """
+    basis = _harmonic_basis(u.shape[0], fps, f)
+    gram = basis.T @ basis + np.eye(basis.shape[1]) * 1e-9
+    pairs = []
+    for right, left in _LIMBS:
+        r = u[:, right].reshape(len(u), -1)
+        lft = u[:, left].reshape(len(u), -1)
+        if np.isfinite(r).all() and np.isfinite(lft).all():
+            pairs.append((right, left, r, lft))
+    if not pairs:
+        return u, 0
+    # Screen: one plain fit of every chain; most clips have no frame to relabel.
+    chains = np.concatenate([np.concatenate([r, lft], axis=1) for *_, r, lft in pairs], axis=1)
+    model = basis @ np.linalg.solve(gram, basis.T @ chains)
+    suspect, col = False, 0
+    for *_, r, lft in pairs:
+        k = r.shape[1]
+        mr, ml = model[:, col : col + k], model[:, col + k : col + 2 * k]
+        straight = np.abs(r - mr).sum(1) + np.abs(lft - ml).sum(1)
+        cross = np.abs(lft - mr).sum(1) + np.abs(r - ml).sum(1)
+        suspect = suspect or bool((cross < SWAP_RATIO * straight).any())
+        col += 2 * k
+    if not suspect:
+        return u, 0
+    out, fixed = u, 0
+    for right, left, r, lft in pairs:
+        k = r.shape[1]
+        swap = np.zeros(len(u), dtype=bool)
+        weight = np.ones(len(u))
+        for _ in range(RELABEL_PASSES):
+            # Fit the model to the current labelling, frames that fit badly weighed down.
+            cr = np.where(swap[:, None], lft, r)
+            cl = np.where(swap[:, None], r, lft)
+            wb = basis * weight[:, None]
+            gram = wb.T @ basis + np.eye(basis.shape[1]) * 1e-9
+            model = basis @ np.linalg.solve(gram, wb.T @ np.concatenate([cr, cl], axis=1))
+            mr, ml = model[:, :k], model[:, k:]
+            straight = np.abs(r - mr).sum(1) + np.abs(lft - ml).sum(1)
+            cross = np.abs(lft - mr).sum(1) + np.abs(r - ml).sum(1)
+            new = cross < SWAP_RATIO * straight
+            best = np.minimum(straight, cross)
+            weight = 1.0 / (1.0 + (best / (np.median(best) + 1e-9)) ** 2)
+            if (new == swap).all():
+                break
+            swap = new
+        if swap.any():
+            if out is u:
+                out = u.copy()
+            idx = np.nonzero(swap)[0]
+            out[np.ix_(idx, right + left)] = u[np.ix_(idx, left + right)]
+            fixed += len(idx)
+    return out, fixed
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -265,10 +407,10 @@ def _body_height(xy: np.ndarray) -> np.ndarray | None:
 def _azimuth_cos(xy: np.ndarray, h: np.ndarray) -> float:
     """|cos| of the camera azimuth around the direction of travel, from shoulder width."""
     with np.errstate(all="ignore"):
-        sw = np.nanmedian(np.abs(xy[:, _RS, 0] - xy[:, _LS, 0]) / h)
-        hw = np.nanmedian(np.abs(xy[:, _RH, 0] - xy[:, _LH, 0]) / h)
+        sw = _median(np.abs(xy[:, _RS, 0] - xy[:, _LS, 0]) / h)
+        hw = _median(np.abs(xy[:, _RH, 0] - xy[:, _LH, 0]) / h)
     # Shoulders and hips vary from person to person partly independently: average them.
-    c = np.nanmean([sw / SHOULDER_WIDTH, hw / HIP_WIDTH])
+    c = _mean([sw / SHOULDER_WIDTH, hw / HIP_WIDTH])
     return float(np.clip(c, 0.0, 1.0)) if np.isfinite(c) else float("nan")
 
 
@@ -280,6 +422,14 @@ def _view_from_cos(c: float) -> str:
     if c <= SIDE_COS:
         return "side"
     return "oblique"
+
+
+def _cadence_of(u: np.ndarray, fps: float) -> tuple[float, float, float]:
+    sep = np.concatenate([u[:, _RA] - u[:, _LA], u[:, _RK] - u[:, _LK]], axis=1)
+    sep = sep[:, np.isfinite(sep).all(axis=0)]
+    if sep.shape[1] == 0:
+        return float("nan"), 0.0, 0.0
+    return _stride_frequency(sep, fps)
 
 
 def view_of(keypoints: np.ndarray) -> str:
@@ -331,7 +481,8 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     frontal_ok = view != "side" and cos_az >= MIN_FACTOR
 
     with np.errstate(all="ignore"):
-        pelvis = np.nanmean(xy[:, [_RH, _LH]], axis=1)
+        hips = xy[:, [_RH, _LH]]
+        pelvis = hips.mean(axis=1) if np.isfinite(hips).all() else np.nanmean(hips, axis=1)
     if not np.isfinite(pelvis).all():
         pelvis = xy[:, _NECK]
     # Travel across the image: integrate du / h (h changes as the walker approaches).
@@ -342,7 +493,7 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     direction = np.sign(travel) if np.isfinite(travel) and travel != 0 else 0.0
     if direction == 0.0 or abs(travel) * t[-1] < 0.05:
         # Barely translating: the face says which way is forward.
-        nose_ahead = np.nanmedian(xy[:, _NOSE, 0] - xy[:, _NECK, 0])
+        nose_ahead = _median(xy[:, _NOSE, 0] - xy[:, _NECK, 0])
         direction = float(np.sign(nose_ahead)) if np.isfinite(nose_ahead) else 0.0
 
     speed = float("nan")
@@ -354,19 +505,20 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     if lateral_ok and direction != 0.0:
         trunk = pelvis - xy[:, _NECK]  # points down
         tx, ty = direction * -trunk[:, 0], trunk[:, 1]
-        lean = np.nanmedian(_angle_deg(tx / sin_az, ty))
+        lean = _median(_angle_deg(tx / sin_az, ty))
         out[_INDEX["trunk_lean"]] = lean
         head = xy[:, _NOSE] - xy[:, _NECK]
         hx, hy = direction * head[:, 0], -head[:, 1]
-        head_abs = np.nanmedian(_angle_deg(hx / sin_az, hy))
+        head_abs = _median(_angle_deg(hx / sin_az, hy))
         out[_INDEX["head_pitch"]] = head_abs - lean - HEAD_OFFSET_DEG
 
-    # Cadence from the left-right separation of ankles and knees.
-    sep = np.concatenate([u[:, _RA] - u[:, _LA], u[:, _RK] - u[:, _LK]], axis=1)
-    sep = sep[:, np.isfinite(sep).all(axis=0)]
-    if sep.shape[1] == 0:
-        return out
-    f, periodicity, amplitude = _stride_frequency(sep, fps)
+    # Cadence from the left-right separation of ankles and knees; once more after undoing
+    # the detector's left/right swaps that the first estimate reveals.
+    f, periodicity, amplitude = _cadence_of(u, fps)
+    if np.isfinite(f):
+        u, fixed = _relabel(u, fps, f)
+        if fixed:
+            f, periodicity, amplitude = _cadence_of(u, fps)
     if (
         not np.isfinite(f)
         or periodicity < MIN_PERIODICITY
@@ -407,7 +559,7 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
         arms = exc[2:4] / 2.0 / sin_az
         out[_INDEX["arm_swing_r"]], out[_INDEX["arm_swing_l"]] = arms
         if np.isfinite(arms).any():
-            out[_INDEX["arm_swing"]] = np.nanmean(arms)
+            out[_INDEX["arm_swing"]] = _mean(arms.tolist())
         # Seen from above at an angle, a foot moving toward the camera also moves down the
         # image: remove the part of its vertical motion that follows its fore-aft motion
         # (in profile there is none to remove; fitting it there would eat real lift).
@@ -417,7 +569,7 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
             a = float(x @ y) / max(float(x @ x), 1e-12)
             lifted = y - a * x if view == "oblique" else y
             lifts.append(float(lifted.max() - lifted.min()))
-        out[_INDEX["foot_clearance"]] = np.nanmean(lifts)
+        out[_INDEX["foot_clearance"]] = _mean(lifts)
     # Asymmetry: each ankle's fundamental about the pelvis, amplitude and relative phase.
     zr = coef[0, 6:8] + 1j * coef[HARMONICS, 6:8]
     zl = coef[0, 8:10] + 1j * coef[HARMONICS, 8:10]

@@ -168,3 +168,22 @@ def test_standing_person_under_detector_jitter_has_no_cadence() -> None:
         got = D.measure_many(_film(still, view, 90, 32), FPS)
         assert np.isnan(got[:, COL["cadence"]]).all(), view
         assert np.isnan(got[:, COL["speed"]]).all(), view
+
+
+def test_left_right_swaps_of_a_pose_estimator_are_undone(
+    side: tuple[GaitParams, np.ndarray, list],
+) -> None:
+    params, intact, seqs = side
+    swapped = []
+    for k, s in enumerate(seqs):
+        s = s.copy()
+        for start in (10 + k, 40 + k, 70):  # runs of 4 frames with the legs' labels swapped
+            run = s[start : start + 4]
+            run[:, [8, 9, 10, 11, 12, 13]] = run[:, [11, 12, 13, 8, 9, 10]]
+        swapped.append(s)
+    got = D.measure_many(swapped, FPS)
+    assert np.abs(got[:, COL["cadence"]] - params.cadence).max() < 6.0
+    assert (
+        np.median(np.abs(got[:, COL["foot_clearance"]] / intact[:, COL["foot_clearance"]] - 1))
+        < 0.1
+    )
