@@ -87,6 +87,7 @@ HIP_WIDTH = 0.063  # hip-to-hip distance seen from the front, of stature
 FRONTAL_COS, SIDE_COS = 0.9, 0.45  # view classes by the |cos(azimuth)| estimate
 HEAD_OFFSET_DEG = 30.5  # neck-to-nose line ahead of the trunk axis with the head neutral
 MIN_FRAMES = 16
+MAX_FRAMES = 300  # longer clips are measured on their middle 300 frames (10-12 s)
 MIN_CYCLES = 1.0  # gait cycles a clip needs for the cycle descriptors
 MIN_PERIODICITY = 16.0  # F statistic of the stride sinusoid (see _stride_frequency)
 MIN_SEPARATION = 0.008  # sinusoid amplitude of the separation, body heights
@@ -127,7 +128,7 @@ def _fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(never, np.nan, out)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=32)  # at most 32 x 2 x 141 x 300 floats: about 20 MB
 def _grid(n: int, fps: float, harmonic: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stride frequencies (F,), bases (F * 2, T) of sinusoids at ``harmonic`` times each,
     and their inverse Gram matrices (F, 2, 2)."""
@@ -140,7 +141,7 @@ def _grid(n: int, fps: float, harmonic: int = 1) -> tuple[np.ndarray, np.ndarray
     return freqs, np.ascontiguousarray(basis.reshape(-1, n)), np.linalg.inv(gram)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=64)
 def _trend(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Quadratic trend basis (T, 3) and its pseudo-inverse (3, T)."""
     tau = np.linspace(-1.0, 1.0, n)
@@ -268,6 +269,9 @@ def _prepare(keypoints: np.ndarray) -> np.ndarray | None:
     arr = np.asarray(keypoints, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[1] != 18 or arr.shape[2] < 2:
         raise ValueError(f"expected (T, 18, 3) keypoints, got shape {arr.shape}")
+    if arr.shape[0] > MAX_FRAMES:  # a long tracklet: its middle is plenty of gait cycles
+        start = (arr.shape[0] - MAX_FRAMES) // 2
+        arr = arr[start : start + MAX_FRAMES]
     xy = arr[..., :2]
     conf = arr[..., 2] if arr.shape[2] > 2 else np.ones(arr.shape[:2])
     valid = (conf >= MIN_CONFIDENCE) & np.isfinite(xy).all(-1) & np.isfinite(conf)

@@ -187,3 +187,11 @@ def test_left_right_swaps_of_a_pose_estimator_are_undone(
         np.median(np.abs(got[:, COL["foot_clearance"]] / intact[:, COL["foot_clearance"]] - 1))
         < 0.1
     )
+
+
+def test_long_tracklet_is_measured_on_its_middle() -> None:
+    params, seqs = _walkers(2, frames=400, seed=41)
+    got = D.measure_many(seqs, FPS)
+    assert np.abs(got[:, COL["cadence"]] - params.cadence).max() < 4.0
+    middle = D.measure(seqs[0][50:350], FPS)
+    np.testing.assert_allclose(got[0], middle, rtol=1e-5, atol=1e-6)
