@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -85,6 +86,9 @@ NECK_TO_ANKLE = 0.778  # neck height above the lower ankle, fraction of stature
 SHOULDER_WIDTH = 0.137  # shoulder-to-shoulder distance seen from the front, of stature
 HIP_WIDTH = 0.063  # hip-to-hip distance seen from the front, of stature
 FRONTAL_COS, SIDE_COS = 0.9, 0.45  # view classes by the |cos(azimuth)| estimate
+# ... refined by the lateral travel per stride (body heights): see _view_class
+FRONTAL_TRAVEL, FRONTAL_COS_TRAVEL, OBLIQUE_TRAVEL = 0.2, 0.7, 0.45
+OBLIQUE_MAX_COS = 0.8  # |cos(azimuth)| of a walker classed oblique is taken as at most this
 HEAD_OFFSET_DEG = 30.5  # neck-to-nose line ahead of the trunk axis with the head neutral
 MIN_FRAMES = 16
 MAX_FRAMES = 300  # longer clips are measured on their middle 300 frames (10-12 s)
@@ -418,14 +422,23 @@ def _azimuth_cos(xy: np.ndarray, h: np.ndarray) -> float:
     return float(np.clip(c, 0.0, 1.0)) if np.isfinite(c) else float("nan")
 
 
-def _view_from_cos(c: float) -> str:
+def _view_class(c: float, per_stride: float) -> str:
+    """The view from ``|cos(azimuth)|`` and the lateral travel per stride (body heights).
+
+    Widths alone confuse some oblique walkers with frontal ones (people differ in width);
+    a walker seen from the front or back hardly crosses the image (under 0.2 body heights
+    per stride), one seen obliquely crosses 0.3-1.
+    """
     if not np.isfinite(c):
         return "oblique"
-    if c >= FRONTAL_COS:
-        return "frontal"
     if c <= SIDE_COS:
         return "side"
-    return "oblique"
+    if np.isfinite(per_stride):
+        if per_stride < FRONTAL_TRAVEL and c >= FRONTAL_COS_TRAVEL:
+            return "frontal"
+        if per_stride >= OBLIQUE_TRAVEL:
+            return "oblique"
+    return "frontal" if c >= FRONTAL_COS else "oblique"
 
 
 def _cadence_of(u: np.ndarray, fps: float) -> tuple[float, float, float]:
@@ -436,22 +449,69 @@ def _cadence_of(u: np.ndarray, fps: float) -> tuple[float, float, float]:
     return _stride_frequency(sep, fps)
 
 
-def view_of(keypoints: np.ndarray) -> str:
-    """``"side"``, ``"frontal"`` (front or back) or ``"oblique"``, from the geometry."""
+@dataclass
+class _Walk:
+    """What :func:`measure` and :func:`view_of` share about one sequence."""
+
+    xy: np.ndarray  # (T, 18, 2) pixels, filled
+    h: np.ndarray  # (T,) body height, pixels
+    u: np.ndarray  # (T, 18, 2) body heights, left/right swaps undone
+    pelvis: np.ndarray  # (T, 2) pixels
+    t: np.ndarray  # (T,) seconds
+    cos_az: float
+    travel: float  # signed lateral travel, body heights per second
+    f: float  # stride frequency, Hz; NaN when the clip shows no gait cycle
+    view: str
+
+
+def _analyse(keypoints: np.ndarray, fps: float) -> _Walk | None:
+    xy = _prepare(keypoints)
+    if xy is None:
+        return None
+    h = _body_height(xy)
+    if h is None:
+        return None
+    n = xy.shape[0]
+    u = xy / h[:, None, None]  # body heights of the frame
+    cos_az = _azimuth_cos(xy, h)
+
+    hips = xy[:, [_RH, _LH]]
+    pelvis = hips.mean(axis=1) if np.isfinite(hips).all() else np.nanmean(hips, axis=1)
+    if not np.isfinite(pelvis).all():
+        pelvis = xy[:, _NECK]
+    # Travel across the image: integrate du / h (h changes as the walker approaches).
+    du = np.diff(pelvis[:, 0]) * 0.5 * (1.0 / h[1:] + 1.0 / h[:-1])
+    s = np.concatenate([[0.0], np.cumsum(du)])
+    t = np.arange(n) / fps
+    travel = _line(t, s)[1] if np.isfinite(s).all() else float("nan")
+
+    # Cadence from the left-right separation of ankles and knees; once more after undoing
+    # the detector's left/right swaps that the first estimate reveals.
+    f, periodicity, amplitude = _cadence_of(u, fps)
+    if np.isfinite(f):
+        u, fixed = _relabel(u, fps, f)
+        if fixed:
+            f, periodicity, amplitude = _cadence_of(u, fps)
+    if (
+        not np.isfinite(f)
+        or periodicity < MIN_PERIODICITY
+        or amplitude < MIN_SEPARATION
+        or f * t[-1] < MIN_CYCLES
+    ):
+        f = float("nan")
+    view = _view_class(cos_az, abs(travel) / f if np.isfinite(f) else float("nan"))
+    return _Walk(xy, h, u, pelvis, t, cos_az, travel, f, view)
+
+
+def view_of(keypoints: np.ndarray, fps: float = 25.0) -> str:
+    """``"side"``, ``"frontal"`` (front or back) or ``"oblique"``, from the geometry: body
+    widths against height and how far the walker crosses the image per stride (``fps``
+    only bounds the stride frequencies searched)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         with np.errstate(all="ignore"):
-            return _view_of(keypoints)
-
-
-def _view_of(keypoints: np.ndarray) -> str:
-    xy = _prepare(keypoints)
-    if xy is None:
-        return "oblique"
-    h = _body_height(xy)
-    if h is None:
-        return "oblique"
-    return _view_from_cos(_azimuth_cos(xy, h))
+            walk = _analyse(keypoints, float(fps))
+    return "oblique" if walk is None else walk.view
 
 
 def measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
@@ -468,32 +528,20 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     fps = float(fps)
     if not np.isfinite(fps) or fps <= 0:
         return out
-    xy = _prepare(keypoints)
-    if xy is None:
+    walk = _analyse(keypoints, fps)
+    if walk is None:
         return out
-    h = _body_height(xy)
-    if h is None:
-        return out
-    n = xy.shape[0]
-    u = xy / h[:, None, None]  # body heights of the frame
-    cos_az = _azimuth_cos(xy, h)
-    if not np.isfinite(cos_az):
-        cos_az = float(np.cos(np.pi / 4))
+    xy, h, u, pelvis, t = walk.xy, walk.h, walk.u, walk.pelvis, walk.t
+    travel, f, view = walk.travel, walk.f, walk.view
+    cos_az = walk.cos_az if np.isfinite(walk.cos_az) else float(np.cos(np.pi / 4))
+    if view == "oblique":
+        # Crossing the image as an oblique walker does, yet as wide as seen from the front:
+        # a broad person; their azimuth is nearer the oblique views' than the widths say.
+        cos_az = min(cos_az, OBLIQUE_MAX_COS)
     sin_az = float(np.sqrt(max(1.0 - cos_az * cos_az, 0.0)))
-    view = _view_from_cos(cos_az)
     lateral_ok = view != "frontal" and sin_az >= MIN_FACTOR
     frontal_ok = view != "side" and cos_az >= MIN_FACTOR
 
-    with np.errstate(all="ignore"):
-        hips = xy[:, [_RH, _LH]]
-        pelvis = hips.mean(axis=1) if np.isfinite(hips).all() else np.nanmean(hips, axis=1)
-    if not np.isfinite(pelvis).all():
-        pelvis = xy[:, _NECK]
-    # Travel across the image: integrate du / h (h changes as the walker approaches).
-    du = np.diff(pelvis[:, 0]) * 0.5 * (1.0 / h[1:] + 1.0 / h[:-1])
-    s = np.concatenate([[0.0], np.cumsum(du)])
-    t = np.arange(n) / fps
-    travel = _line(t, s)[1] if np.isfinite(s).all() else float("nan")
     direction = np.sign(travel) if np.isfinite(travel) and travel != 0 else 0.0
     if direction == 0.0 or abs(travel) * t[-1] < 0.05:
         # Barely translating: the face says which way is forward.
@@ -516,19 +564,7 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
         head_abs = _median(_angle_deg(hx / sin_az, hy))
         out[_INDEX["head_pitch"]] = head_abs - lean - HEAD_OFFSET_DEG
 
-    # Cadence from the left-right separation of ankles and knees; once more after undoing
-    # the detector's left/right swaps that the first estimate reveals.
-    f, periodicity, amplitude = _cadence_of(u, fps)
-    if np.isfinite(f):
-        u, fixed = _relabel(u, fps, f)
-        if fixed:
-            f, periodicity, amplitude = _cadence_of(u, fps)
-    if (
-        not np.isfinite(f)
-        or periodicity < MIN_PERIODICITY
-        or amplitude < MIN_SEPARATION
-        or f * t[-1] < MIN_CYCLES
-    ):
+    if not np.isfinite(f):
         return out
     out[_INDEX["cadence"]] = 120.0 * f
     if np.isfinite(speed):
