@@ -83,6 +83,7 @@ VIEW_MEASURABLE: dict[str, tuple[str, ...]] = {
 
 MIN_CONFIDENCE = 0.1
 NECK_TO_ANKLE = 0.778  # neck height above the lower ankle, fraction of stature
+NECK_TO_KNEE = 0.544  # ... above the lower knee, when the feet are out of the picture
 SHOULDER_WIDTH = 0.137  # shoulder-to-shoulder distance seen from the front, of stature
 HIP_WIDTH = 0.063  # hip-to-hip distance seen from the front, of stature
 FRONTAL_COS, SIDE_COS = 0.9, 0.45  # view classes by the |cos(azimuth)| estimate
@@ -391,9 +392,15 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def _body_height(xy: np.ndarray) -> np.ndarray | None:
     """Per-frame body height (T,) in pixels, smoothed as 1/h linear in time."""
+    top = xy[:, _NECK, 1]
+    if not np.isfinite(top).any():  # the pose estimator's neck is the shoulders' midpoint
+        top = 0.5 * (xy[:, _RS, 1] + xy[:, _LS, 1])
+    feet, ratio = [_RA, _LA], NECK_TO_ANKLE
+    if not np.isfinite(xy[:, feet, 1]).any():  # feet out of the picture: the knees
+        feet, ratio = [_RK, _LK], NECK_TO_KNEE
     with np.errstate(all="ignore"):
-        bottom = np.nanmax(xy[:, [_RA, _LA], 1], axis=1)
-    h = (bottom - xy[:, _NECK, 1]) / NECK_TO_ANKLE
+        bottom = np.nanmax(xy[:, feet, 1], axis=1)
+    h = (bottom - top) / ratio
     ok = np.isfinite(h) & (h > 1e-3)
     if ok.sum() < MIN_FRAMES // 2:
         return None

@@ -195,3 +195,18 @@ def test_long_tracklet_is_measured_on_its_middle() -> None:
     assert np.abs(got[:, COL["cadence"]] - params.cadence).max() < 4.0
     middle = D.measure(seqs[0][50:350], FPS)
     np.testing.assert_allclose(got[0], middle, rtol=1e-5, atol=1e-6)
+
+
+def test_feet_out_of_the_picture_fall_back_on_the_knees(
+    side: tuple[GaitParams, np.ndarray, list],
+) -> None:
+    params, intact, seqs = side
+    cut = []
+    for s in seqs:
+        s = s.copy()
+        s[:, [10, 13]] = 0.0  # no ankle in any frame
+        cut.append(s)
+    got = D.measure_many(cut, FPS)
+    assert np.abs(got[:, COL["cadence"]] - params.cadence).max() < 6.0
+    assert np.median(np.abs(got[:, COL["speed"]] / intact[:, COL["speed"]] - 1)) < 0.08
+    assert np.isnan(got[:, COL["foot_clearance"]]).all()
