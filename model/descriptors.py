@@ -587,9 +587,11 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
             u[:, _LW, 0] - u[:, _LS, 0],
             u[:, _RA, 1],
             u[:, _LA, 1],
-            u[:, _RA, 0] - pel[:, 0],
+            # The ankles' own x (not about the pelvis, whose lateral sway is common to both
+            # legs at the stride frequency) and their height about the pelvis.
+            u[:, _RA, 0],
             u[:, _RA, 1] - pel[:, 1],
-            u[:, _LA, 0] - pel[:, 0],
+            u[:, _LA, 0],
             u[:, _LA, 1] - pel[:, 1],
         ],
         axis=1,
@@ -617,7 +619,7 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
             lifted = y - a * x if view == "oblique" else y
             lifts.append(float(lifted.max() - lifted.min()))
         out[_INDEX["foot_clearance"]] = _mean(lifts)
-    # Asymmetry: each ankle's fundamental about the pelvis, amplitude and relative phase.
+    # Asymmetry: each ankle's fundamental, amplitude and relative phase.
     zr = coef[0, 6:8] + 1j * coef[HARMONICS, 6:8]
     zl = coef[0, 8:10] + 1j * coef[HARMONICS, 8:10]
     if np.isfinite(zr).all() and np.isfinite(zl).all():
