@@ -94,6 +94,7 @@ HEAD_OFFSET_DEG = 30.5  # neck-to-nose line ahead of the trunk axis with the hea
 MIN_FRAMES = 16
 MAX_FRAMES = 300  # longer clips are measured on their middle 300 frames (10-12 s)
 MIN_CYCLES = 1.0  # gait cycles a clip needs for the cycle descriptors
+MIN_FPS = 8.0  # below it the step frequency (up to 3.6 Hz) aliases: no cycle descriptors
 MIN_PERIODICITY = 16.0  # F statistic of the stride sinusoid (see _stride_frequency)
 MIN_SEPARATION = 0.008  # sinusoid amplitude of the separation, body heights
 MIN_FACTOR = 0.5  # sin/cos of the azimuth below which a projected quantity is NaN
@@ -501,6 +502,7 @@ def _analyse(keypoints: np.ndarray, fps: float) -> _Walk | None:
             f, periodicity, amplitude = _cadence_of(u, fps)
     if (
         not np.isfinite(f)
+        or fps < MIN_FPS
         or periodicity < MIN_PERIODICITY
         or amplitude < MIN_SEPARATION
         or f * t[-1] < MIN_CYCLES

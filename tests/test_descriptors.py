@@ -210,3 +210,12 @@ def test_feet_out_of_the_picture_fall_back_on_the_knees(
     assert np.abs(got[:, COL["cadence"]] - params.cadence).max() < 6.0
     assert np.median(np.abs(got[:, COL["speed"]] / intact[:, COL["speed"]] - 1)) < 0.08
     assert np.isnan(got[:, COL["foot_clearance"]]).all()
+
+
+def test_too_low_a_frame_rate_gives_no_cycle_descriptors(
+    side: tuple[GaitParams, np.ndarray, list],
+) -> None:
+    _, _, seqs = side
+    got = D.measure(seqs[0][::5], FPS / 5)  # 5 fps: steps alias
+    assert np.isnan(got[COL["cadence"]]) and np.isnan(got[COL["bounce"]])
+    assert np.isfinite(got[COL["speed"]])
