@@ -5,22 +5,23 @@ confidence) into :data:`DESCRIPTORS`: ground speed, cadence, relative stride, ar
 trunk lean, head pitch, foot clearance, vertical bounce, lateral sway and step asymmetry.
 NaN means "this view or this clip cannot tell", never a guess.
 
-How (docs/descriptors.md has the validation):
+How (docs/descriptors.md explains each step and has the validation):
 
 - **Clean-up.** Joints below :data:`MIN_CONFIDENCE` (or NaN) are missing; each joint's gaps
-  are filled by linear interpolation in time. A clip stored with y up is flipped.
+  are filled by linear interpolation in time. A clip stored with y up is flipped; a
+  pose estimator's left/right swaps are undone frame by frame (:func:`_lateral_order`,
+  :func:`_relabel`).
 - **Body height** per frame is the neck-to-lower-ankle extent divided by
-  :data:`NECK_TO_ANKLE` (the neck sits at 0.78 of stature above the ankle); ``1 / height``
-  is fitted as a straight line in time (exact for a walker approaching a pinhole camera at
-  constant speed), so every length is in body heights of the same frame.
-- **View.** The shoulder width over body height, against its frontal value
-  :data:`SHOULDER_WIDTH`, estimates ``|cos(azimuth)|`` of the camera around the walker's
-  direction of travel: 1 seen from the front or back, 0 in profile. Fore-aft quantities are
-  divided by ``sin(azimuth)``, lateral ones by ``cos(azimuth)``; a factor below 0.5 makes
-  them NaN (:data:`VIEW_MEASURABLE` lists what each view gives).
+  :data:`NECK_TO_ANKLE`; ``1 / height`` is fitted as a straight line in time (exact for a
+  walker approaching a pinhole camera at constant speed), so every length is in body heights
+  of the same frame.
+- **View.** Shoulder and hip widths over body height estimate ``|cos(azimuth)|`` of the
+  camera around the direction of travel; the lateral travel per stride settles doubtful
+  cases. Fore-aft quantities are divided by ``sin(azimuth)``, lateral ones by
+  ``cos(azimuth)``; :data:`VIEW_MEASURABLE` lists what each view gives, the rest is NaN.
 - **Cadence** is the frequency of the left-minus-right ankle and knee separation (the
-  stride frequency, visible in every view: fore-aft in profile, by perspective in depth),
-  found by a least-squares sinusoid fit over a frequency grid; weak periodicity, a frozen
+  stride frequency, visible in every view), found by least-squares sinusoid fits over a
+  frequency grid to the separation and to its swap-blind square; weak periodicity, a frozen
   skeleton or under one gait cycle give NaN.
 - **Gait-cycle amplitudes** (arm swing, foot clearance, bounce, sway, asymmetry) come from a
   fit of 4 harmonics of that frequency plus a quadratic trend to each signal: a low-pass at
