@@ -90,6 +90,7 @@ HIP_WIDTH = 0.063  # hip-to-hip distance seen from the front, of stature
 FRONTAL_COS, SIDE_COS = 0.9, 0.45  # view classes by the |cos(azimuth)| estimate
 # ... refined by the lateral travel per stride (body heights): see _view_class
 FRONTAL_TRAVEL, FRONTAL_COS_TRAVEL, OBLIQUE_TRAVEL = 0.2, 0.7, 0.45
+MAX_TAN_ELEVATION = 1.0  # cameras up to 45 degrees above the walker
 OBLIQUE_MAX_COS = 0.8  # |cos(azimuth)| of a walker classed oblique is taken as at most this
 HEAD_OFFSET_DEG = 30.5  # neck-to-nose line ahead of the trunk axis with the head neutral
 MIN_FRAMES = 16
@@ -431,6 +432,28 @@ def _azimuth_cos(xy: np.ndarray, h: np.ndarray) -> float:
     return float(np.clip(c, 0.0, 1.0)) if np.isfinite(c) else float("nan")
 
 
+def _elevation_cos(xy: np.ndarray, h: np.ndarray, travel: float, sin_az: float) -> float:
+    """cos of the camera's elevation above the walker, from the near shoulder and hip.
+
+    A camera that looks down sees the walker's near shoulder (and hip) lower in the image
+    than the far one by ``width * sin(azimuth) * tan(elevation)`` body heights, while it
+    shortens every vertical length by ``cos(elevation)``. The near side is the one the
+    walker's travel across the image shows (moving right: the right side faces the camera).
+    """
+    if not np.isfinite(travel) or travel == 0.0 or sin_az < MIN_FACTOR:
+        return 1.0
+    sign = 1.0 if travel > 0 else -1.0
+    drop = [
+        _median(sign * (xy[:, _RS, 1] - xy[:, _LS, 1]) / h) / SHOULDER_WIDTH,
+        _median(sign * (xy[:, _RH, 1] - xy[:, _LH, 1]) / h) / HIP_WIDTH,
+    ]
+    tan_el = _mean(drop) / sin_az
+    if not np.isfinite(tan_el):
+        return 1.0
+    tan_el = float(np.clip(tan_el, 0.0, MAX_TAN_ELEVATION))
+    return float(1.0 / np.sqrt(1.0 + tan_el * tan_el))
+
+
 def _view_class(c: float, per_stride: float) -> str:
     """The view from ``|cos(azimuth)|`` and the lateral travel per stride (body heights).
 
@@ -552,6 +575,8 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     lateral_ok = view != "frontal" and sin_az >= MIN_FACTOR
     frontal_ok = view != "side" and cos_az >= MIN_FACTOR
 
+    # Horizontal lengths over a height the camera's elevation shortened: scale them back.
+    cos_el = _elevation_cos(xy, h, travel, sin_az) if lateral_ok else 1.0
     direction = np.sign(travel) if np.isfinite(travel) and travel != 0 else 0.0
     if direction == 0.0 or abs(travel) * t[-1] < 0.05:
         # Barely translating: the face says which way is forward.
@@ -560,18 +585,18 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
 
     speed = float("nan")
     if lateral_ok and np.isfinite(travel) and abs(travel) * t[-1] >= 0.25:
-        speed = abs(travel) / sin_az
+        speed = abs(travel) / sin_az * cos_el
         out[_INDEX["speed"]] = speed
 
     # Posture: median angles of the trunk and of the neck-to-nose line (forward positive).
     if lateral_ok and direction != 0.0:
         trunk = pelvis - xy[:, _NECK]  # points down
         tx, ty = direction * -trunk[:, 0], trunk[:, 1]
-        lean = _median(_angle_deg(tx / sin_az, ty))
+        lean = _median(_angle_deg(tx / sin_az, ty / cos_el))
         out[_INDEX["trunk_lean"]] = lean
         head = xy[:, _NOSE] - xy[:, _NECK]
         hx, hy = direction * head[:, 0], -head[:, 1]
-        head_abs = _median(_angle_deg(hx / sin_az, hy))
+        head_abs = _median(_angle_deg(hx / sin_az, hy / cos_el))
         out[_INDEX["head_pitch"]] = head_abs - lean - HEAD_OFFSET_DEG
 
     if not np.isfinite(f):
@@ -608,7 +633,7 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
         out[_INDEX["sway"]] = _excursion(coef[:, :1], (1, 3))[0] / cos_az
     out[_INDEX["bounce"]] = exc[1]
     if lateral_ok:
-        arms = exc[2:4] / 2.0 / sin_az
+        arms = exc[2:4] / 2.0 / sin_az * cos_el
         out[_INDEX["arm_swing_r"]], out[_INDEX["arm_swing_l"]] = arms
         if np.isfinite(arms).any():
             out[_INDEX["arm_swing"]] = _mean(arms.tolist())

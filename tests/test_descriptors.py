@@ -219,3 +219,28 @@ def test_too_low_a_frame_rate_gives_no_cycle_descriptors(
     got = D.measure(seqs[0][::5], FPS / 5)  # 5 fps: steps alias
     assert np.isnan(got[COL["cadence"]]) and np.isnan(got[COL["bounce"]])
     assert np.isfinite(got[COL["speed"]])
+
+
+def test_a_camera_looking_down_steeply_does_not_inflate_speed() -> None:
+    """Side view from 5 m up, 6 m away (34 degrees down): heights shrink by cos(34) = 0.83."""
+    params = gait_params([_attrs()] * 8, np.random.default_rng(51))
+    frames = 90
+    rng = np.random.default_rng(52)
+    path = params.speed * frames / FPS
+    cams = place_cameras(["side"] * 8, path, rng)
+    mid = np.stack([path / 2, np.zeros(8), np.zeros(8)], axis=-1)
+    side = np.sign(cams.position[:, 1] - mid[:, 1])
+    cams.position = mid + np.stack([np.zeros(8), 6.0 * side, np.full(8, 5.0)], axis=-1)
+    forward = mid + np.array([0.0, 0.0, 1.0]) - cams.position
+    cams.forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
+    right = np.cross(cams.forward, np.array([0.0, 0.0, 1.0]))
+    cams.right = right / np.linalg.norm(right, axis=-1, keepdims=True)
+    cams.down = np.cross(cams.forward, cams.right)
+    cams.width[:], cams.height[:] = 1920.0, 1080.0
+    cams.focal[:] = 1000.0
+    joints = simulate(params, frames, FPS)
+    pixels, _ = project(joints, cams)
+    got = D.measure_many(list(detect(pixels, joints, cams, rng)), FPS)
+    speed = params.speed / params.height
+    assert np.median(np.abs(got[:, COL["speed"]] / speed - 1)) < 0.07
+    assert np.median(np.abs(got[:, COL["trunk_lean"]] - np.degrees(params.lean))) < 2.0
