@@ -26,7 +26,20 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "hands_in_pockets",
     ),
     "impairment": ("none", "limp", "cane"),
-    "energy": ("neutral", "tired", "confident"),
+    "energy": ("neutral", "tired", "lively", "confident"),
+    "emotion": ("neutral", "sad", "happy", "angry", "proud", "fearful"),
+    "posture": ("normal", "hunched", "upright", "head_down"),
+    "step": (
+        "normal",
+        "shuffling",
+        "stomping",
+        "bouncy",
+        "long_strides",
+        "short_steps",
+        "on_toes",
+    ),
+    "arm_swing": ("normal", "wide", "stiff", "none"),
+    "style": ("none", "hip_sway", "swagger", "marching", "staggering", "sneaking"),
     "view": ("front", "back", "side", "oblique"),
 }
 
@@ -40,7 +53,16 @@ MOTION_GROUPS: tuple[str, ...] = (
     "carrying",
     "impairment",
     "energy",
+    "emotion",
+    "posture",
+    "step",
+    "arm_swing",
+    "style",
 )
+
+# The walking-style groups (issue F): each value's effect is scaled by a per-walker
+# intensity drawn around 1, so two walkers with the same style differ.
+STYLE_GROUPS: tuple[str, ...] = ("emotion", "posture", "step", "arm_swing", "style")
 
 
 def attribute_key(attributes: Mapping[str, Any], groups: tuple[str, ...] | None = None) -> str:

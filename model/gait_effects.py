@@ -13,6 +13,14 @@ foot clearance), lean (trunk forward lean, deg), head (head pitch down, deg), sw
 the pelvis' vertical excursion, which itself comes from leg geometry), step_width,
 hip_w / shoulder_w (half widths), elbow (resting elbow flexion, deg), abduct (arm
 abduction, deg), hip_lift (extra hip flexion in late swing: knee lift, deg).
+
+Walking-style parameters (all neutral at their base value, so a walker without a style
+moves exactly as before): stagger (metres of irregular lateral deviation of the body's
+path, with foot placement following it), step_var (extra cycle-to-cycle timing
+variability), impact (metres of sharp pelvis drop just after each heel strike: a heavy,
+hard landing), heel_raise (metres of constant heel rise: walking on the toes), elbow_swing
+(scale of the elbow's flexion as the arm swings forward; 0 = straight, rigid arms), crouch
+(constant extra knee flexion in degrees, with half as much hip flexion: a crouched gait).
 """
 
 from __future__ import annotations
@@ -40,6 +48,12 @@ BASE_PARAMETERS: dict[str, float] = {
     "elbow": 15.0,
     "abduct": 7.0,
     "hip_lift": 0.0,
+    "stagger": 0.0,
+    "step_var": 0.0,
+    "impact": 0.0,
+    "heel_raise": 0.0,
+    "elbow_swing": 1.0,
+    "crouch": 0.0,
 }
 
 
@@ -322,6 +336,16 @@ GAIT_EFFECTS: dict[str, dict[str, GaitEffect]] = {
                 "bounce": ("*", 0.6),
             },
         ),
+        "lively": GaitEffect(
+            "energetic: faster, more bounce and foot clearance, bigger arm swing",
+            {
+                "speed": ("*", 1.1),
+                "arm": ("*", 1.3),
+                "bounce": ("*", 1.3),
+                "knee_swing": ("*", 1.1),
+                "head": ("+", -3.0),
+            },
+        ),
         "confident": GaitEffect(
             "upright trunk, head up, longer stride, bigger arm swing",
             {
@@ -331,6 +355,280 @@ GAIT_EFFECTS: dict[str, dict[str, GaitEffect]] = {
                 "lean": ("+", -3.0),
                 "head": ("+", -6.0),
                 "shoulder_w": ("*", 1.03),
+            },
+        ),
+    },
+    "emotion": {
+        "neutral": GaitEffect(
+            "reference",
+        ),
+        "sad": GaitEffect(
+            (
+                "Roether 2009 / Gross 2012: slower, shorter strides, much smaller arm swing, "
+                "head down about 17 degrees, slightly flexed trunk, contracted shoulders"
+            ),
+            {
+                "speed": ("*", 0.8),
+                "stride": ("*", 0.9),
+                "arm": ("*", 0.5),
+                "head": ("+", 17.0),
+                "lean": ("+", 4.0),
+                "shoulder_w": ("*", 0.96),
+                "bounce": ("*", 0.8),
+            },
+        ),
+        "happy": GaitEffect(
+            (
+                "Roether 2009 / Montepare 1987: faster, larger arm swing and elbow amplitude, "
+                "more bounce, head up"
+            ),
+            {
+                "speed": ("*", 1.1),
+                "stride": ("*", 1.04),
+                "arm": ("*", 1.4),
+                "elbow_swing": ("*", 1.4),
+                "bounce": ("*", 1.2),
+                "head": ("+", -4.0),
+            },
+        ),
+        "angry": GaitEffect(
+            (
+                "Roether 2009 / Montepare 1987: fast, heavy-footed (hard heel strike), "
+                "large elbow flexion, long strides, trunk forward"
+            ),
+            {
+                "speed": ("*", 1.12),
+                "stride": ("*", 1.06),
+                "impact": ("+", 0.022),
+                "elbow": ("+", 25.0),
+                "arm": ("*", 1.2),
+                "lean": ("+", 3.0),
+            },
+        ),
+        "proud": GaitEffect(
+            (
+                "Gross 2012: expanded and upright, chest out, head up, arms swinging a little "
+                "wider, unhurried long strides"
+            ),
+            {
+                "lean": ("+", -4.0),
+                "head": ("+", -8.0),
+                "shoulder_w": ("*", 1.05),
+                "arm": ("*", 1.15),
+                "abduct": ("+", 3.0),
+                "stride": ("*", 1.05),
+            },
+        ),
+        "fearful": GaitEffect(
+            (
+                "Roether 2009: elbows flexed, slow, short steps, body contracted (trunk "
+                "forward, shoulders in, knees slightly bent), little arm swing"
+            ),
+            {
+                "speed": ("*", 0.85),
+                "stride": ("*", 0.88),
+                "elbow": ("+", 30.0),
+                "arm": ("*", 0.6),
+                "lean": ("+", 5.0),
+                "head": ("+", 4.0),
+                "shoulder_w": ("*", 0.94),
+                "crouch": ("+", 6.0),
+            },
+        ),
+    },
+    "posture": {
+        "normal": GaitEffect(
+            "reference",
+        ),
+        "hunched": GaitEffect(
+            "trunk flexed forward about 12 degrees more, head down, shoulders rounded in",
+            {
+                "lean": ("+", 12.0),
+                "head": ("+", 6.0),
+                "shoulder_w": ("*", 0.94),
+                "arm": ("*", 0.85),
+            },
+        ),
+        "upright": GaitEffect(
+            "trunk vertical or slightly back, head up, shoulders back",
+            {
+                "lean": ("+", -3.0),
+                "head": ("+", -6.0),
+                "shoulder_w": ("*", 1.03),
+            },
+        ),
+        "head_down": GaitEffect(
+            "looking at the ground: head pitched about 20 degrees down, trunk unchanged",
+            {
+                "head": ("+", 20.0),
+            },
+        ),
+    },
+    "step": {
+        "normal": GaitEffect(
+            "reference",
+        ),
+        "shuffling": GaitEffect(
+            (
+                "clinical shuffling gait: strides about 30% shorter, low foot clearance (swing "
+                "knee flexion about half), little bounce, slower"
+            ),
+            {
+                "speed": ("*", 0.85),
+                "stride": ("*", 0.7),
+                "knee_swing": ("*", 0.5),
+                "hip_lift": ("+", -5.0),
+                "bounce": ("*", 0.5),
+                "arm": ("*", 0.8),
+            },
+        ),
+        "stomping": GaitEffect(
+            (
+                "Montepare 1987 heavy-footedness: hard heel strike (a sharp 2.5 cm pelvis drop "
+                "at each landing), higher knee lift"
+            ),
+            {
+                "impact": ("+", 0.025),
+                "knee_swing": ("*", 1.1),
+                "hip_lift": ("+", 6.0),
+                "speed": ("*", 0.97),
+            },
+        ),
+        "bouncy": GaitEffect(
+            "springy steps: vertical excursion about 1.7x, more push-off and knee flexion",
+            {
+                "bounce": ("*", 1.7),
+                "knee_swing": ("*", 1.1),
+                "heel_raise": ("+", 0.01),
+            },
+        ),
+        "long_strides": GaitEffect(
+            "strides about 20% longer (lower cadence at the same speed)",
+            {
+                "stride": ("*", 1.2),
+                "speed": ("*", 1.03),
+            },
+        ),
+        "short_steps": GaitEffect(
+            "steps about 22% shorter (higher cadence)",
+            {
+                "stride": ("*", 0.78),
+                "speed": ("*", 0.95),
+            },
+        ),
+        "on_toes": GaitEffect(
+            "walking on the toes: heels held about 5 cm off the ground the whole cycle",
+            {
+                "heel_raise": ("+", 0.05),
+                "stride": ("*", 0.92),
+                "knee_swing": ("*", 1.05),
+            },
+        ),
+    },
+    "arm_swing": {
+        "normal": GaitEffect(
+            "reference",
+        ),
+        "wide": GaitEffect(
+            "arm swing about 1.7x, arms a little away from the body",
+            {
+                "arm": ("*", 1.7),
+                "abduct": ("+", 5.0),
+                "elbow_swing": ("*", 1.2),
+            },
+        ),
+        "stiff": GaitEffect(
+            "straight elbows and a small swing from the shoulder",
+            {
+                "arm": ("*", 0.45),
+                "elbow": ("+", -10.0),
+                "elbow_swing": ("*", 0.1),
+            },
+        ),
+        "none": GaitEffect(
+            "arms hanging still at the sides",
+            {
+                "arm": ("*", 0.08),
+                "elbow_swing": ("*", 0.3),
+            },
+        ),
+    },
+    "style": {
+        "none": GaitEffect(
+            "reference",
+        ),
+        "hip_sway": GaitEffect(
+            (
+                "Troje 2002 (the female end of the sway axis, exaggerated): pelvis lateral sway "
+                "about 1.8x, more list and rotation, feet placed on a line"
+            ),
+            {
+                "sway": ("*", 1.8),
+                "list": ("*", 1.6),
+                "rot": ("*", 1.4),
+                "step_width": ("*", 0.5),
+            },
+        ),
+        "swagger": GaitEffect(
+            (
+                "loose, rolling walk: more shoulder/pelvic rotation and sway, wide arm swing "
+                "held out from the body, a little slower, head up"
+            ),
+            {
+                "rot": ("*", 1.6),
+                "sway": ("*", 1.4),
+                "arm": ("*", 1.3),
+                "abduct": ("+", 8.0),
+                "step_width": ("*", 1.3),
+                "speed": ("*", 0.95),
+                "head": ("+", -4.0),
+                "lean": ("+", -2.0),
+            },
+        ),
+        "marching": GaitEffect(
+            (
+                "high knee lift (hip flexion about +20 degrees in late swing), rigid straight "
+                "arms swinging wide, upright trunk, regular timing"
+            ),
+            {
+                "hip_lift": ("+", 20.0),
+                "knee_swing": ("*", 1.25),
+                "arm": ("*", 1.4),
+                "elbow": ("+", -10.0),
+                "elbow_swing": ("*", 0.15),
+                "lean": ("+", -2.0),
+                "head": ("+", -3.0),
+            },
+        ),
+        "staggering": GaitEffect(
+            (
+                "clinical ataxic/drunk gait: wide base (step width about 2x), irregular lateral "
+                "deviations of the path (about 8 cm), high step-to-step variability, slower"
+            ),
+            {
+                "stagger": ("+", 0.08),
+                "step_var": ("+", 0.05),
+                "step_width": ("*", 2.0),
+                "sway": ("*", 1.5),
+                "speed": ("*", 0.8),
+                "stride": ("*", 0.9),
+                "abduct": ("+", 6.0),
+            },
+        ),
+        "sneaking": GaitEffect(
+            (
+                "crouched knees (about 20 degrees more flexion), slow, long careful steps "
+                "(low cadence), trunk and head forward, little arm swing"
+            ),
+            {
+                "crouch": ("+", 20.0),
+                "speed": ("*", 0.6),
+                "stride": ("*", 1.15),
+                "lean": ("+", 12.0),
+                "head": ("+", -6.0),
+                "arm": ("*", 0.4),
+                "elbow": ("+", 20.0),
+                "bounce": ("*", 0.6),
             },
         ),
     },
@@ -351,16 +649,20 @@ GAIT_EFFECTS: dict[str, dict[str, GaitEffect]] = {
 }
 
 
-def apply_effect(values: dict[str, float], group: str, value: Any) -> None:
-    """Apply one attribute value's changes to ``values`` in place (unknown values: none)."""
+def apply_effect(values: dict[str, float], group: str, value: Any, intensity: float = 1.0) -> None:
+    """Apply one attribute value's changes to ``values`` in place (unknown values: none).
+
+    ``intensity`` scales the effect per walker: a ``"*"`` change by ``amount ** intensity``,
+    a ``"+"`` change by ``amount * intensity`` (1.0: the tabled effect, exactly).
+    """
     effect = GAIT_EFFECTS.get(group, {}).get(str(value))
     if effect is None:
         return
     for name, (op, amount) in effect.changes.items():
         if op == "*":
-            values[name] *= amount
+            values[name] *= amount if intensity == 1.0 else amount**intensity
         else:
-            values[name] += amount
+            values[name] += amount if intensity == 1.0 else amount * intensity
 
 
 def pace_speed_factor(pace: Any) -> float:

@@ -46,6 +46,101 @@ def _pick(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
     return name
 
 
+def _sample_styles(
+    rng: np.random.Generator,
+    gender: str,
+    age: str,
+    pace: str,
+    carrying: str,
+    impairment: str,
+    footwear: str,
+    energy: str,
+) -> dict[str, str]:
+    """The walking-style groups (emotion, posture, step, arm_swing, style) of one walker.
+
+    The default value of each group stays the most frequent (about half); contradictions
+    (sneaking and stomping, marching and shuffling, running while sneaking or staggering,
+    wide or absent arm swing while the hands hold something) get weight zero.
+    """
+    slow = pace in ("slow", "normal")
+    running = pace == "running"
+    impaired = impairment != "none"
+    emotion = _pick(
+        rng,
+        {
+            "neutral": 0.55,
+            "sad": (0.12 if slow else 0.02) + (0.04 if energy == "tired" else 0.0),
+            "happy": 0.1 if energy != "tired" else 0.03,
+            "angry": 0.08 if pace != "slow" else 0.03,
+            "proud": 0.08 if not impaired and energy != "tired" else 0.01,
+            "fearful": 0.06 if not running else 0.02,
+        },
+    )
+    style = _pick(
+        rng,
+        {
+            "none": 0.55,
+            "hip_sway": 0.14 if gender == "female" else 0.04,
+            "swagger": (0.1 if gender == "male" else 0.04) if age in ("young", "adult") else 0.02,
+            "marching": 0.0 if impaired or running or age == "elderly" else 0.07,
+            "staggering": 0.0 if running else (0.09 if impaired or energy == "tired" else 0.05),
+            "sneaking": 0.0 if pace in ("brisk", "running") or impaired else 0.07,
+        },
+    )
+    step_w = {
+        "normal": 0.55,
+        "shuffling": 0.14 if age == "elderly" or energy == "tired" or emotion == "sad" else 0.05,
+        "stomping": 0.1 if emotion == "angry" or footwear == "boots" else 0.05,
+        "bouncy": 0.1 if emotion == "happy" or energy == "lively" or age == "child" else 0.04,
+        "long_strides": 0.08 if emotion in ("proud", "angry") or energy == "confident" else 0.05,
+        "short_steps": 0.08 if emotion == "fearful" or age == "elderly" else 0.05,
+        "on_toes": 0.0 if footwear == "heels" or impaired else 0.04,
+    }
+    if style == "sneaking":
+        step_w.update(stomping=0.0, bouncy=0.0, shuffling=0.0, long_strides=0.2)
+    if style == "marching":
+        step_w.update(shuffling=0.0, on_toes=0.0, short_steps=0.0)
+    if style == "staggering":
+        step_w.update(on_toes=0.0, long_strides=0.0, bouncy=0.0)
+    if running:
+        step_w.update(shuffling=0.0, stomping=0.0, on_toes=0.0)
+    step = _pick(rng, step_w)
+    posture = _pick(
+        rng,
+        {
+            "normal": 0.55,
+            "hunched": 0.14 if age == "elderly" or emotion in ("sad", "fearful") else 0.06,
+            "upright": (
+                0.0
+                if style == "sneaking"
+                else 0.2
+                if emotion == "proud" or energy == "confident" or style == "marching"
+                else 0.08
+            ),
+            "head_down": (0.0 if carrying == "texting" else 0.18 if emotion == "sad" else 0.06),
+        },
+    )
+    arms_free = carrying in ("nothing", "backpack")
+    arm_w = {
+        "normal": 0.5,
+        "wide": 0.12 if emotion == "happy" or style in ("swagger", "marching") else 0.06,
+        "stiff": 0.1 if emotion in ("angry", "fearful") or style == "marching" else 0.05,
+        "none": 0.12 if emotion == "sad" or energy == "tired" else 0.05,
+    }
+    if not arms_free:
+        arm_w.update(wide=0.0, none=0.0, stiff=0.0)
+    if running:
+        arm_w.update(none=0.0, stiff=0.0)
+    arm_swing = _pick(rng, arm_w)
+    return {
+        "emotion": emotion,
+        "posture": posture,
+        "step": step,
+        "arm_swing": arm_swing,
+        "style": style,
+    }
+
+
 def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
     """One attribute set with plausible correlations between groups."""
     gender = _pick(rng, {"male": 1, "female": 1})
@@ -88,7 +183,7 @@ def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
     if pace == "running":
         carry_w.update(suitcase=0.01, texting=0.01, hands_in_pockets=0.01, phone_call=0.03)
     if age == "child":
-        carry_w.update(suitcase=0.02, phone_call=0.03, handbag=0.01)
+        carry_w.update(suitcase=min(carry_w["suitcase"], 0.02), phone_call=0.03, handbag=0.01)
     if impairment == "cane":
         carry_w.update(suitcase=0.02, texting=0.02)
     carrying = _pick(rng, carry_w)
@@ -96,10 +191,14 @@ def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
         rng,
         {
             "neutral": 0.5,
-            "tired": 0.25 if pace != "running" else 0.05,
-            "confident": 0.25 if impairment == "none" else 0.05,
+            "tired": 0.2 if pace != "running" else 0.04,
+            "lively": (0.15 if age in ("child", "young") else 0.08)
+            if impairment == "none"
+            else 0.02,
+            "confident": 0.2 if impairment == "none" else 0.05,
         },
     )
+    styles = _sample_styles(rng, gender, age, pace, carrying, impairment, footwear, energy)
     view = _pick(rng, {"front": 0.25, "back": 0.25, "side": 0.3, "oblique": 0.2})
     return {
         "gender": gender,
@@ -110,6 +209,7 @@ def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
         "carrying": carrying,
         "impairment": impairment,
         "energy": energy,
+        **styles,
         "view": view,
     }
 

@@ -18,11 +18,13 @@ z = 0. Phase 0 of the gait cycle is the right heel strike.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+from gaitsearch.model.attributes import STYLE_GROUPS
 from gaitsearch.model.gait_effects import BASE_PARAMETERS, apply_effect, pace_speed_factor
 
 # Arm pose codes: what an arm does besides swinging.
@@ -73,6 +75,13 @@ class GaitParams:
     phase0: np.ndarray
     phase_jitter: np.ndarray
     leg_asym: np.ndarray  # left/right hip amplitude ratio - 1
+    # Walking styles (all zero / one for a walker without one: the motion is unchanged).
+    stagger: np.ndarray  # metres of irregular lateral deviation of the path
+    stagger_freq: np.ndarray  # (B, 3) cycles per stride of its components
+    stagger_phase: np.ndarray  # (B, 3)
+    impact: np.ndarray  # metres of pelvis drop just after each heel strike
+    elbow_swing: np.ndarray  # scale of the elbow's flexion with forward swing
+    crouch: np.ndarray  # constant extra knee flexion (radians)
 
     @property
     def batch(self) -> int:
@@ -89,11 +98,17 @@ def gait_params(
 ) -> GaitParams:
     """Sample per-person parameters for each attribute set (one walker each)."""
     b = len(attribute_sets)
+    # The style draws come from their own generator, seeded from (not drawn from) ``rng``, so
+    # walkers without a style get exactly the numbers they always had.
+    digest = hashlib.sha256(repr(rng.bit_generator.state).encode()).digest()
+    style_rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    intensity = np.clip(style_rng.lognormal(0.0, 0.25, (b, len(STYLE_GROUPS))), 0.5, 1.8)
     rows = []
-    for attrs in attribute_sets:
+    for i, attrs in enumerate(attribute_sets):
         values = dict(BASE_PARAMETERS)
         for group, value in attrs.items():
-            apply_effect(values, group, value)
+            k = STYLE_GROUPS.index(group) if group in STYLE_GROUPS else -1
+            apply_effect(values, group, value, float(intensity[i, k]) if k >= 0 else 1.0)
         rows.append(values)
     col = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in BASE_PARAMETERS}
     # Pace sets the speed; the other attributes' slow-downs compound less than multiplicatively
@@ -122,6 +137,7 @@ def gait_params(
     leg_ratio = np.where(child, 0.46, 0.49) + jitter(0.008)
     ankle_h = 0.045 * height / 1.7 + np.where(footwear == "heels", 0.07, 0.0)
     ankle_h += np.where(footwear == "boots", 0.015, 0.0)
+    ankle_h = ankle_h + col["heel_raise"] * height / 1.75
     leg = leg_ratio * height
     torso = (0.815 - 0.985 * leg_ratio - 0.026) * height + jitter(0.008)
     head_scale = np.where(child, 1.25, 1.0) * (1 + jitter(0.04))
@@ -241,8 +257,14 @@ def gait_params(
         limp=limp,
         running=running,
         phase0=rng.random(b),
-        phase_jitter=rng.uniform(0.0, 0.015, b),
+        phase_jitter=rng.uniform(0.0, 0.015, b) + col["step_var"],
         leg_asym=jitter(0.04),
+        stagger=col["stagger"] * height / 1.7,
+        stagger_freq=style_rng.uniform(0.15, 0.6, (b, 3)),
+        stagger_phase=style_rng.uniform(0.0, 2 * np.pi, (b, 3)),
+        impact=col["impact"] * height / 1.7,
+        elbow_swing=col["elbow_swing"],
+        crouch=col["crouch"] * DEG,
     )
 
 
@@ -273,8 +295,8 @@ def _leg_angles(
     c = lambda a: a[:, None]  # noqa: E731
     duty = c(p.duty)
     hip = c(p.hip_off) + c(p.hip_amp * amp_scale) * np.cos(2 * np.pi * (phase + 0.06))
-    hip = hip + c(p.hip_lift) * _bump(phase, duty + 0.2, 0.08)
-    knee = (
+    hip = hip + c(p.hip_lift) * _bump(phase, duty + 0.2, 0.08) + 0.5 * c(p.crouch)
+    knee = c(p.crouch) + (
         c(p.knee_stance * knee_scale) * _bump(phase, 0.24 * duty, 0.09 * duty / 0.62)
         + c(p.knee_swing * knee_scale) * _bump(phase, duty + 0.11, 0.11)
         + 3.0 * DEG
@@ -402,6 +424,16 @@ def simulate(
     cyc = 2 * np.pi * phase
     x = c(p.speed) * t + 0.012 * c(p.stride) * np.sin(2 * cyc)
     y = -c(p.sway) * np.sin(cyc)
+    # Staggering: a smooth, irregular lateral wander of the whole body (sum of three slow
+    # sines per walker, in strides); the feet land under the wandering path.
+    wander = np.zeros_like(y)
+    if np.any(p.stagger > 0):
+        for j in range(3):
+            wander = wander + np.sin(
+                2 * np.pi * c(p.stagger_freq[:, j]) * phase + c(p.stagger_phase[:, j])
+            )
+        wander = c(p.stagger) * wander / np.sqrt(1.5)
+        y = y + wander
     pelvis = np.stack([x, y, np.zeros_like(x)], axis=-1)
     yaw = c(p.rot) * np.cos(cyc + 2 * np.pi * 0.06)
     roll = c(p.list) * np.sin(cyc)  # right hip up at right mid-stance
@@ -418,7 +450,7 @@ def simulate(
         k_dn = thigh * np.cos(hip)
         a_fwd = k_fwd + shank * np.sin(hip - knee)
         a_dn = k_dn + shank * np.cos(hip - knee)
-        foot_y = lat * c(p.step_width) / 2.0  # feet keep their line; the pelvis sways
+        foot_y = lat * c(p.step_width) / 2.0 + wander  # feet keep their line; pelvis sways
         knee_pt = np.stack(
             [
                 hip_pt[..., 0] + k_fwd * fx,
@@ -445,6 +477,12 @@ def simulate(
     pelvis, r_hip, l_hip, r_knee, l_knee, r_ankle, l_ankle = (
         a + lift for a in (pelvis, r_hip, l_hip, r_knee, l_knee, r_ankle, l_ankle)
     )
+    # A hard heel strike: the body drops sharply just after each landing (knees absorb it).
+    if np.any(p.impact > 0):
+        hit = _bump(phase_r, 0.05, 0.035) + _bump(phase_l, 0.05, 0.035)
+        drop = (c(p.impact) * hit)[..., None] * np.array([0.0, 0.0, 1.0])
+        pelvis, r_hip, l_hip = (a - drop for a in (pelvis, r_hip, l_hip))
+        r_knee, l_knee = (a - 0.5 * drop for a in (r_knee, l_knee))
     bad_stance = np.where(c(p.bad_side) > 0, _bump(phase_l, 0.25, 0.12), _bump(phase_r, 0.25, 0.12))
 
     # Trunk: forward lean, lateral lean (constant + over the bad leg), counter-rotation.
@@ -514,7 +552,7 @@ def _arm(
     )
     elbow = shoulder + ua[..., None] * e_dir
     # Free forearm: bends forward from the upper arm by the elbow angle (more when forward).
-    eflex = c(p.elbow[:, k]) + 0.5 * np.maximum(flex, 0.0) + c(p.running) * 0.0
+    eflex = c(p.elbow[:, k]) + 0.5 * c(p.elbow_swing) * np.maximum(flex, 0.0)
     eflex = np.where(c(pose) == CANE, 25.0 * DEG, eflex)
     eflex = np.where(c(pose) == SUITCASE, 6.0 * DEG, eflex)
     ang = flex + eflex
