@@ -95,14 +95,70 @@ _TRAIN: dict[tuple[str, str], _Phr] = {
     ("impairment", "limp"): {"verb": ["limping"], "mod": ["with a limp", "favouring one leg"]},
     ("impairment", "cane"): {"mod": ["with a cane", "using a walking stick", "leaning on a cane"]},
     ("energy", "neutral"): {"adj": ["calm", "relaxed"]},
-    ("energy", "tired"): {
-        "adj": ["tired", "exhausted", "weary"],
-        "mod": ["shuffling tiredly", "looking exhausted"],
+    ("energy", "tired"): {"adj": ["tired", "weary"], "mod": ["wearily", "low on energy"]},
+    ("energy", "lively"): {
+        "adj": ["lively", "energetic"],
+        "mod": ["energetically", "full of energy"],
     },
     ("energy", "confident"): {
         "adj": ["confident", "self-assured"],
-        "mod": ["confidently", "with a confident stride", "upright and confident"],
+        "mod": ["confidently", "with a confident stride"],
     },
+    ("emotion", "neutral"): {
+        "adj": ["unemotional"],
+        "mod": ["showing no emotion", "with a neutral mood"],
+    },
+    ("emotion", "sad"): {
+        "adj": ["sad", "dejected"],
+        "mod": ["with a sad walk", "looking down in the dumps"],
+    },
+    ("emotion", "happy"): {"adj": ["happy", "glad"], "mod": ["happily", "with a happy walk"]},
+    ("emotion", "angry"): {
+        "adj": ["angry", "hot-tempered"],
+        "mod": ["angrily", "with an angry walk"],
+    },
+    ("emotion", "proud"): {"adj": ["proud"], "mod": ["proudly", "with a proud walk"]},
+    ("emotion", "fearful"): {
+        "adj": ["fearful", "frightened"],
+        "mod": ["fearfully", "looking afraid"],
+    },
+    ("posture", "normal"): {"mod": ["with normal posture", "with an ordinary posture"]},
+    ("posture", "hunched"): {"adj": ["hunched"], "mod": ["hunched over", "bent forward"]},
+    ("posture", "upright"): {
+        "adj": ["upright"],
+        "mod": ["standing tall", "with an upright posture"],
+    },
+    ("posture", "head_down"): {
+        "mod": ["head down", "looking at the ground", "with the head lowered"]
+    },
+    ("step", "normal"): {"mod": ["with normal steps", "with regular steps"]},
+    ("step", "shuffling"): {"verb": ["shuffling"], "mod": ["dragging their feet"]},
+    ("step", "stomping"): {
+        "verb": ["stomping"],
+        "mod": ["with loud footfalls", "stamping their feet"],
+    },
+    ("step", "bouncy"): {
+        "verb": ["bouncing along"],
+        "mod": ["with a bouncy step", "with a spring in their step"],
+    },
+    ("step", "long_strides"): {
+        "verb": ["striding"],
+        "mod": ["with long strides", "taking long steps"],
+    },
+    ("step", "short_steps"): {
+        "mod": ["with short steps", "taking small steps", "with little steps"]
+    },
+    ("step", "on_toes"): {"verb": ["tiptoeing"], "mod": ["on their toes", "on tiptoe"]},
+    ("arm_swing", "normal"): {"mod": ["swinging the arms normally", "with a normal arm swing"]},
+    ("arm_swing", "wide"): {"mod": ["swinging the arms widely", "with big arm swings"]},
+    ("arm_swing", "stiff"): {"mod": ["with stiff arms", "with rigid arms"]},
+    ("arm_swing", "none"): {"mod": ["without swinging the arms", "with arms held still"]},
+    ("style", "none"): {"mod": ["with no particular style", "in a plain manner"]},
+    ("style", "hip_sway"): {"mod": ["swaying the hips", "with swaying hips"]},
+    ("style", "swagger"): {"verb": ["swaggering"], "mod": ["with a swagger"]},
+    ("style", "marching"): {"verb": ["marching"], "mod": ["like a soldier on parade"]},
+    ("style", "staggering"): {"verb": ["staggering", "stumbling"], "mod": ["unsteadily"]},
+    ("style", "sneaking"): {"verb": ["sneaking", "creeping"], "mod": ["stealthily"]},
     ("view", "front"): {"mod": ["seen from the front", "facing the camera", "towards the camera"]},
     ("view", "back"): {
         "mod": ["seen from behind", "away from the camera", "with their back to us"]
@@ -139,17 +195,111 @@ _HELDOUT: dict[tuple[str, str], _Phr] = {
     ("energy", "neutral"): {"adj": ["composed", "collected"]},
     ("energy", "tired"): {
         "adj": ["worn-out", "fatigued", "sleepy"],
-        "mod": ["dragging their feet", "drained of energy"],
+        "mod": ["with drooping eyelids", "lacking energy"],
     },
+    ("energy", "lively"): {"adj": ["vivacious", "animated"], "mod": ["full of life"]},
     ("energy", "confident"): {
-        "adj": ["proud", "assertive"],
-        "mod": ["with poise", "with a proud posture"],
+        "adj": ["assertive", "self-possessed"],
+        "mod": ["with poise", "with assurance"],
     },
+    ("emotion", "neutral"): {
+        "adj": ["impassive"],
+        "mod": ["with a blank expression", "in an even mood"],
+    },
+    ("emotion", "sad"): {
+        "adj": ["unhappy", "sorrowful"],
+        "mod": ["looking heartbroken", "with a grieving look"],
+    },
+    ("emotion", "happy"): {
+        "adj": ["delighted", "smiling"],
+        "mod": ["in a good mood", "full of joy"],
+    },
+    ("emotion", "angry"): {"adj": ["mad", "infuriated"], "mod": ["in a rage", "looking cross"]},
+    ("emotion", "proud"): {
+        "adj": ["haughty", "dignified"],
+        "mod": ["with pride", "chest out with pride"],
+    },
+    ("emotion", "fearful"): {
+        "adj": ["scared", "terrified"],
+        "mod": ["full of fear", "afraid of something"],
+    },
+    ("posture", "normal"): {"mod": ["with a regular posture", "holding themselves normally"]},
+    ("posture", "hunched"): {
+        "adj": ["stooped"],
+        "mod": ["with rounded shoulders", "stooping forward"],
+    },
+    ("posture", "upright"): {"mod": ["with a straight back", "with an erect posture"]},
+    ("posture", "head_down"): {
+        "mod": ["with eyes on the floor", "gazing downward", "chin on the chest"]
+    },
+    ("step", "normal"): {"mod": ["with an average step", "with usual footsteps"]},
+    ("step", "shuffling"): {"mod": ["barely lifting the feet", "sliding the feet along"]},
+    ("step", "stomping"): {"mod": ["with loud, pounding steps", "pounding the ground"]},
+    ("step", "bouncy"): {
+        "verb": ["bobbing along"],
+        "mod": ["springing with each step", "with a springy gait"],
+    },
+    ("step", "long_strides"): {
+        "mod": ["with big strides", "with an extended stride", "covering ground with each step"]
+    },
+    ("step", "short_steps"): {
+        "mod": ["with tiny steps", "with a short stride", "taking little mincing steps"]
+    },
+    ("step", "on_toes"): {"mod": ["on the balls of the feet", "up on the tips of the feet"]},
+    ("arm_swing", "normal"): {"mod": ["with the usual arm movement", "arms moving naturally"]},
+    ("arm_swing", "wide"): {"mod": ["with arms swinging high", "pumping the arms"]},
+    ("arm_swing", "stiff"): {"mod": ["with tense arms", "with robotic arm movements"]},
+    ("arm_swing", "none"): {"mod": ["with motionless arms", "keeping the arms by the sides"]},
+    ("style", "none"): {"mod": ["in no special manner", "with nothing unusual about the walk"]},
+    ("style", "hip_sway"): {"mod": ["with a hip-swinging walk", "hips rolling from side to side"]},
+    ("style", "swagger"): {"mod": ["with a cocky walk", "with a showy gait"]},
+    ("style", "marching"): {"mod": ["in military step", "with a soldier's gait"]},
+    ("style", "staggering"): {"verb": ["reeling", "lurching"], "mod": ["like a drunk"]},
+    ("style", "sneaking"): {"verb": ["prowling"], "mod": ["trying not to be seen"]},
     ("view", "front"): {"mod": ["approaching the viewer", "coming toward us"]},
     ("view", "back"): {"mod": ["moving away from us", "in rear view"]},
     ("view", "side"): {"mod": ["crossing the frame", "in side view"]},
     ("view", "oblique"): {"mod": ["in three-quarter view", "at a diagonal angle"]},
 }
+
+# The synonym family: synonyms and paraphrases of the walking-style, mood and energy values
+# that neither the training nor the held-out family uses. Its queries take every other
+# group's phrases, the nouns and the frames from the held-out family.
+_SYNONYM: dict[tuple[str, str], _Phr] = {
+    ("energy", "neutral"): {"adj": ["unruffled"]},
+    ("energy", "tired"): {"adj": ["exhausted", "drained"], "mod": ["dead on their feet"]},
+    ("energy", "lively"): {"adj": ["peppy", "spirited"], "mod": ["with vim"]},
+    ("energy", "confident"): {"adj": ["bold", "cocksure"], "mod": ["with aplomb"]},
+    ("emotion", "neutral"): {"adj": ["even-tempered"]},
+    ("emotion", "sad"): {"adj": ["downcast", "glum", "melancholy"], "mod": ["with a mournful air"]},
+    ("emotion", "happy"): {"adj": ["cheerful", "joyful", "jaunty"]},
+    ("emotion", "angry"): {"adj": ["furious", "irate"], "mod": ["seething with anger"]},
+    ("emotion", "proud"): {"adj": ["arrogant", "self-satisfied"], "mod": ["chest puffed out"]},
+    ("emotion", "fearful"): {"adj": ["nervous", "skittish", "jumpy"], "mod": ["on edge"]},
+    ("posture", "normal"): {"mod": ["with an everyday posture"]},
+    ("posture", "hunched"): {"adj": ["round-shouldered"], "mod": ["slouching", "slumped forward"]},
+    ("posture", "upright"): {"mod": ["ramrod straight", "with a poker-straight spine"]},
+    ("posture", "head_down"): {"mod": ["staring at their shoes", "with a bowed head"]},
+    ("step", "normal"): {"mod": ["with unremarkable steps"]},
+    ("step", "shuffling"): {"verb": ["scuffing along"], "mod": ["with scraping feet"]},
+    ("step", "stomping"): {"verb": ["thudding along"], "mod": ["with thunderous steps"]},
+    ("step", "bouncy"): {"verb": ["bounding along"], "mod": ["with an elastic step"]},
+    ("step", "long_strides"): {"verb": ["loping"], "mod": ["with lengthy paces"]},
+    ("step", "short_steps"): {"verb": ["mincing along"], "mod": ["with dainty steps"]},
+    ("step", "on_toes"): {"mod": ["on tippy-toes", "on pointed feet"]},
+    ("arm_swing", "normal"): {"mod": ["arms swinging as usual"]},
+    ("arm_swing", "wide"): {"mod": ["arms flailing", "with exaggerated arm swings"]},
+    ("arm_swing", "stiff"): {"mod": ["with wooden arms", "arms like planks"]},
+    ("arm_swing", "none"): {"mod": ["with arms pinned to the body", "not moving the arms"]},
+    ("style", "none"): {"mod": ["in an unremarkable way"]},
+    ("style", "hip_sway"): {"verb": ["sashaying"], "mod": ["with a wiggle"]},
+    ("style", "swagger"): {"verb": ["strutting"], "mod": ["with a macho gait"]},
+    ("style", "marching"): {"mod": ["in lockstep", "with a regimented step"]},
+    ("style", "staggering"): {"verb": ["tottering", "wobbling"], "mod": ["unsteady on their feet"]},
+    ("style", "sneaking"): {"verb": ["skulking", "slinking"], "mod": ["furtively"]},
+}
+# The groups whose values the synonym family rewords (a synonym query names one of these).
+SYNONYM_GROUPS = ("energy", "emotion", "posture", "step", "arm_swing", "style")
 
 _VERB_TRAIN = ["walking", "walking along", "strolling"]
 _VERB_HELDOUT = ["moving", "making their way", "going along", "heading down the street"]
@@ -179,9 +329,11 @@ _FRAMES_HELDOUT = [
 ]
 
 _DESCRIBED = ("gender", "age", "build", "pace", "footwear", "carrying", "impairment", "energy",
-              "view")  # fmt: skip
-# Order the attribute groups are allowed to appear in the verb phrase (shuffled per text).
-_MOD_GROUPS = ("pace", "impairment", "carrying", "footwear", "energy", "view")
+              "emotion", "posture", "step", "arm_swing", "style", "view")  # fmt: skip
+# Groups whose phrases come in random order between the verb (and pace) and the viewpoint.
+_MIDDLE_GROUPS = ("carrying", "footwear", "energy", "build", "emotion", "posture", "arm_swing")
+# Groups that may set the verb ("shuffling", "marching"): placed first so they take it.
+_GAIT_GROUPS = ("step", "style")
 
 
 def _join(parts: list[str], rng: random.Random) -> str:
@@ -197,14 +349,31 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def _tables(heldout: bool) -> tuple[dict, dict, list[str], list[str]]:
-    if heldout:
+FAMILIES = ("training", "heldout", "synonym")
+_SYNONYM_TABLE = {**_HELDOUT, **_SYNONYM}
+
+
+def _tables(heldout: bool, family: str | None = None) -> tuple[dict, dict, list[str], list[str]]:
+    family = family or ("heldout" if heldout else "training")
+    if family == "synonym":
+        return _NOUNS_HELDOUT, _SYNONYM_TABLE, _VERB_HELDOUT, _FRAMES_HELDOUT
+    if family == "heldout":
         return _NOUNS_HELDOUT, _HELDOUT, _VERB_HELDOUT, _FRAMES_HELDOUT
+    if family != "training":
+        raise ValueError(f"unknown phrase family {family!r}; known: {FAMILIES}")
     return _NOUNS_TRAIN, _TRAIN, _VERB_TRAIN, _FRAMES_TRAIN
 
 
 _FINITE = {"running": "runs", "jogging": "jogs", "hobbling": "hobbles", "moving": "moves",
-           "making": "makes", "racing": "races", "dashing": "dashes", "going": "goes"}  # fmt: skip
+           "making": "makes", "racing": "races", "dashing": "dashes", "going": "goes",
+           "shuffling": "shuffles", "bouncing": "bounces", "striding": "strides",
+           "tiptoeing": "tiptoes", "marching": "marches", "staggering": "staggers",
+           "stumbling": "stumbles", "sneaking": "sneaks", "creeping": "creeps",
+           "bobbing": "bobs", "lurching": "lurches", "reeling": "reels", "prowling": "prowls",
+           "scuffing": "scuffs", "thudding": "thuds", "bounding": "bounds", "loping": "lopes",
+           "mincing": "minces", "sashaying": "sashays", "strutting": "struts",
+           "tottering": "totters", "wobbling": "wobbles", "skulking": "skulks",
+           "slinking": "slinks", "swaggering": "swaggers", "stomping": "stomps"}  # fmt: skip
 
 
 def _finite(verb_phrase: str) -> str:
@@ -214,13 +383,21 @@ def _finite(verb_phrase: str) -> str:
     return f"{word} {rest}".strip()
 
 
-def compose(attributes: Mapping[str, Any], rng: random.Random, heldout: bool = False) -> str:
+def compose(
+    attributes: Mapping[str, Any],
+    rng: random.Random,
+    heldout: bool = False,
+    family: str | None = None,
+) -> str:
     """One sentence mentioning exactly the given attributes (in the chosen family).
 
-    Word order: adjectives before the noun, then the verb, the pace right after it, the
-    other manner phrases in random order, and the viewpoint last.
+    ``family`` is "training", "heldout" or "synonym" (default: from ``heldout``). Word
+    order: adjectives before the noun, then the verb (a step or style verb such as
+    "shuffling" takes it first), the pace right after it, the other manner phrases in
+    random order, and the viewpoint last. Groups without phrases are left out.
     """
-    nouns, phrases, verbs, frames = _tables(heldout)
+    family = family or ("heldout" if heldout else "training")
+    nouns, phrases, verbs, frames = _tables(heldout, family)
     gender, age = attributes.get("gender"), attributes.get("age")
     noun = rng.choice(nouns[(gender, age)])
     adjs: list[str] = []
@@ -229,9 +406,10 @@ def compose(attributes: Mapping[str, Any], rng: random.Random, heldout: bool = F
     tail: list[str] = []
     verb = rng.choice(verbs)
     verb_set = False
-    middle = [g for g in ("carrying", "footwear", "energy", "build") if g in attributes]
+    middle = [g for g in _MIDDLE_GROUPS if g in attributes]
     rng.shuffle(middle)
-    groups = [g for g in ("pace", "impairment") if g in attributes] + middle
+    gait = [g for g in _GAIT_GROUPS if g in attributes]
+    groups = [g for g in ("pace", "impairment") if g in attributes] + gait + middle
     groups += ["view"] if "view" in attributes else []
     for group in groups:
         table = phrases.get((group, str(attributes[group])), {})
@@ -270,7 +448,7 @@ def compose(attributes: Mapping[str, Any], rng: random.Random, heldout: bool = F
         vps=_finite(verb) + vp[len(verb) :],
     )
     text = re.sub(r"\s+", " ", text).strip()
-    return text[0].upper() + text[1:] if not heldout else text
+    return text[0].upper() + text[1:] if family == "training" else text
 
 
 @dataclass
@@ -304,12 +482,23 @@ class TemplateDescriber:
 
 def heldout_query(attributes: Mapping[str, Any], rng: random.Random) -> str:
     """A search query in the held-out family mentioning exactly ``attributes``."""
-    return compose(attributes, rng, heldout=True)
+    return compose(attributes, rng, family="heldout")
 
 
-def attribute_phrases(group: str, value: str, heldout: bool = False) -> list[str]:
-    """Several English phrases describing one attribute value."""
-    nouns, phrases, verbs, _ = _tables(heldout)
+def synonym_query(attributes: Mapping[str, Any], rng: random.Random) -> str:
+    """A search query in the synonym family mentioning exactly ``attributes``.
+
+    Values of :data:`SYNONYM_GROUPS` are named by synonyms and paraphrases no other family
+    uses ("glum", "scuffing along"); every other group is phrased as in the held-out family.
+    """
+    return compose(attributes, rng, family="synonym")
+
+
+def attribute_phrases(
+    group: str, value: str, heldout: bool = False, family: str | None = None
+) -> list[str]:
+    """Several English phrases describing one attribute value (in the chosen family)."""
+    nouns, phrases, verbs, _ = _tables(heldout, family)
     if group == "gender":
         return [f"{_article(n)} {n} walking" for n in nouns[(value, None)]] + [
             f"{_article(n)} {n} walking" for age in ("young", "adult") for n in nouns[(value, age)]
@@ -330,7 +519,7 @@ def attribute_phrases(group: str, value: str, heldout: bool = False) -> list[str
 
 # Values too generic to recognise inside a free label ("normal", "none", "back", ...).
 _GENERIC_VALUES = {"normal", "none", "nothing", "neutral", "average", "flat", "front", "back",
-                   "side", "oblique"}  # fmt: skip
+                   "side", "oblique", "wide"}  # fmt: skip
 
 
 _PERSON_WORDS = {"man", "woman", "men", "women", "person", "people", "boy", "girl", "child",

@@ -4,7 +4,10 @@ Protocols (each reported beside a seeded *random ranking* computed the same way,
 formula):
 
 - ``retrieval``: every query of the queries file against the whole gallery; recall@1/5/10
-  (at least one relevant in the top k), mAP, median rank of the first relevant hit.
+  (at least one relevant in the top k), mAP, median rank of the first relevant hit; also
+  ``per_family`` (the same metrics per query family, "phrasing" or "synonym") and
+  ``per_style`` (mAP of the queries naming each non-default value of the pace and
+  style/mood groups), each beside the random ranking's rows for the same queries.
 - ``batches_of_32`` (TMR's protocol): the gallery is shuffled into batches of 32; each
   sequence's own description retrieves it among the 32 (ties: any sequence in the batch
   with the same attribute set counts as a hit).
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +40,17 @@ class EvaluationError(ValueError):
     """Unusable evaluation input; the message names the file and the problem."""
 
 
+# Groups whose non-default values get a row in the per-style AP table.
+STYLE_TABLE_GROUPS = ("pace", "energy", "emotion", "posture", "step", "arm_swing", "style")
+_DEFAULTS = frozenset({"nothing", "none", "neutral", "average", "flat", "normal"})
+
+
 @dataclass
 class Query:
     query: str
     relevant: list[str]
+    family: str = "phrasing"
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,7 +61,11 @@ class EmbeddedGallery:
 
 
 def load_queries(path: Path | str) -> list[Query]:
-    """Read a JSONL queries file: ``{"query": str, "relevant": [id, ...]}`` per line."""
+    """Read a JSONL queries file: ``{"query": str, "relevant": [id, ...]}`` per line.
+
+    Optional fields: ``"family"`` (default "phrasing") and ``"attributes"`` (the predicate,
+    for the per-style table).
+    """
     path = Path(path)
     if not path.is_file():
         raise EvaluationError(f"{path}: queries file not found")
@@ -71,7 +85,16 @@ def load_queries(path: Path | str) -> list[Query]:
             raise EvaluationError(
                 f'{path}:{lineno}: expected {{"query": str, "relevant": [id, ...]}}'
             )
-        out.append(Query(doc["query"], [str(r) for r in doc["relevant"]]))
+        family = doc.get("family")
+        attrs = doc.get("attributes")
+        out.append(
+            Query(
+                doc["query"],
+                [str(r) for r in doc["relevant"]],
+                family if isinstance(family, str) and family else "phrasing",
+                {str(g): str(v) for g, v in attrs.items()} if isinstance(attrs, dict) else {},
+            )
+        )
     if not out:
         raise EvaluationError(f"{path}: no queries")
     return out
@@ -147,10 +170,77 @@ def retrieval(
         raise EvaluationError("no query's relevant ids are in the gallery")
     rel = [relevant[i] for i in keep]
     scores = query_vectors[keep] @ gallery.vectors.T
+    rand = random_scores(scores.shape, seed)
     out: dict[str, Any] = ranking_metrics(scores, rel)
-    out["random"] = ranking_metrics(random_scores(scores.shape, seed), rel)
+    out["random"] = ranking_metrics(rand, rel)
     out["n_gallery"] = len(gallery.ids)
     out["n_queries_skipped"] = len(queries) - len(keep)
+    kept = [queries[i] for i in keep]
+    out["per_family"] = per_family(scores, rand, rel, kept)
+    out["per_style"] = per_style(average_precisions(scores, rel), average_precisions(rand, rel),
+                                 kept)  # fmt: skip
+    return out
+
+
+def average_precisions(scores: np.ndarray, relevant: Sequence[Sequence[int]]) -> np.ndarray:
+    """Per-query AP of the rankings by descending ``scores`` (as :func:`ranking_metrics`)."""
+    out = np.zeros(len(relevant), dtype=np.float64)
+    for q, (row, rel) in enumerate(zip(scores, relevant, strict=True)):
+        rel_idx = np.asarray(sorted(set(rel)), dtype=np.int64)
+        if rel_idx.size == 0:
+            continue
+        order = np.argsort(-row, kind="stable")
+        positions = np.empty(len(row), dtype=np.int64)
+        positions[order] = np.arange(1, len(row) + 1)
+        ranks = np.sort(positions[rel_idx])
+        out[q] = float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+    return out
+
+
+def _ratio(ours: float, rand: float) -> float | None:
+    return float(ours / rand) if rand > 0 else None
+
+
+def per_family(
+    scores: np.ndarray,
+    rand: np.ndarray,
+    relevant: Sequence[Sequence[int]],
+    queries: Sequence[Query],
+) -> dict[str, dict[str, Any]]:
+    """The retrieval metrics per query family, beside the random ranking's on the same rows."""
+    out: dict[str, dict[str, Any]] = {}
+    for family in sorted({q.family for q in queries}):
+        rows = [i for i, q in enumerate(queries) if q.family == family]
+        rel = [relevant[i] for i in rows]
+        ours = ranking_metrics(scores[rows], rel)
+        base = ranking_metrics(rand[rows], rel)
+        out[family] = {**ours, "random": base, "random_map": base["map"],
+                       "ratio": _ratio(ours["map"], base["map"])}  # fmt: skip
+    return out
+
+
+def per_style(
+    aps: np.ndarray, random_aps: np.ndarray, queries: Sequence[Query]
+) -> dict[str, dict[str, Any]]:
+    """``"group=value"`` -> mAP of the queries whose predicate names that value, vs random.
+
+    One row per non-default value of :data:`STYLE_TABLE_GROUPS` named by some query.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for group in STYLE_TABLE_GROUPS:
+        for value in ATTRIBUTES.get(group, ()):
+            if value in _DEFAULTS and not (group == "pace" and value == "normal"):
+                continue
+            rows = [i for i, q in enumerate(queries) if q.attributes.get(group) == value]
+            if not rows:
+                continue
+            ours, base = float(np.mean(aps[rows])), float(np.mean(random_aps[rows]))
+            out[f"{group}={value}"] = {
+                "map": ours,
+                "random_map": base,
+                "ratio": _ratio(ours, base),
+                "n_queries": len(rows),
+            }
     return out
 
 

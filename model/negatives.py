@@ -14,7 +14,7 @@ from small tables by seeded templates (no list of test queries):
 - ``numbers``: integers, prices, dates, times, phone-like and code-like strings;
 - ``emoji``: runs of emoji, alone or with punctuation;
 - ``adjacent``: walking-adjacent text the vocabulary cannot search by: colours, garments,
-  clothing brands, hair, moods, weather and places, said of a neutral "person".
+  clothing brands, hair, moods without a group, weather and places, said of a neutral "person".
 
 :func:`clutter_phrase` writes the same unsearchable details as phrases to insert into real
 captions, so the head also learns to ignore them inside a query it does understand ("a woman
@@ -182,10 +182,12 @@ _HAIR = ["blonde hair", "curly hair", "a ponytail", "a shaved head", "long hair"
          "dreadlocks", "red hair", "a moustache", "short hair"]  # fmt: skip
 _ACCESSORIES = ["sunglasses", "glasses", "an umbrella", "a necklace", "a watch", "earrings",
                 "a tattoo", "a scarf", "a face mask", "headphones"]  # fmt: skip
-# Moods with no group (energy has tired/confident/neutral); "sad" is deliberately absent so
-# the tests can check that an unseen mood word is refused too.
-_MOODS = ["happy", "angry", "excited", "bored", "nervous", "cheerful", "grumpy", "anxious",
-          "surprised", "lonely", "friendly", "jealous", "curious", "scared"]  # fmt: skip
+# Moods with no group: the emotion group names neutral/sad/happy/angry/proud/fearful and
+# energy tired/lively/confident, so none of those (nor their synonyms: "cheerful",
+# "nervous", "scared", "excited", ...) may be here.
+_MOODS = ["bored", "grumpy", "surprised", "lonely", "friendly", "jealous", "curious",
+          "polite", "hungry", "sleepless", "thoughtful", "puzzled", "talkative",
+          "distracted"]  # fmt: skip
 _PLACES = ["in the rain", "in a park", "at the station", "near the beach", "in a shopping mall",
            "on a bridge", "under the trees", "at night", "in the snow", "in a crowd"]  # fmt: skip
 _NEUTRAL_NOUNS = ["person", "someone", "somebody", "a pedestrian", "an individual", "a figure"]

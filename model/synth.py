@@ -265,42 +265,70 @@ def build_queries(
     seed: int,
     n_queries: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Held-out phrased queries over 1-3 attribute constraints with their relevant ids.
+    """Held-out queries over 1-3 attribute constraints with their relevant ids.
 
-    Each predicate is taken from a random sequence's attributes (so most have matches);
-    predicates made only of default values ("nothing", "none", ...) and duplicates are
-    skipped. ``relevant`` lists every id whose attributes satisfy the predicate.
+    Two families (each query's ``"family"``): about two thirds ``"phrasing"`` (held-out
+    phrasing over the motion groups and the view) and one third ``"synonym"`` (synonyms no
+    description uses; each names a non-default value of a style/mood group, see
+    :data:`describe.SYNONYM_GROUPS`); ``n_queries`` counts both. Each predicate is taken
+    from a random sequence's attributes (so most have matches); predicates made only of
+    default values ("nothing", "none", ...) and duplicates are skipped. ``relevant`` lists
+    every id whose attributes satisfy the predicate.
     """
+    from gaitsearch.model.describe import SYNONYM_GROUPS, synonym_query
+
     rng = random.Random(f"queries:{seed}")
     ids = sorted(attributes)
     if not ids:
         return []
     n_queries = n_queries or int(np.clip(len(ids) // 3, 20, 300))
-    groups = [*MOTION_GROUPS, "view"]
+    groups = [g for g in (*MOTION_GROUPS, "view") if any(g in a for a in attributes.values())]
     columns = {g: np.array([str(attributes[i].get(g)) for i in ids]) for g in groups}
     id_array = np.array(ids)
+    styled = [g for g in SYNONYM_GROUPS if g in groups]
+
+    def default(group: str, value: str) -> bool:
+        plain = value in ("nothing", "none", "neutral", "average", "flat")
+        return plain or (value == "normal" and group != "pace")
+
+    n_synonym = n_queries // 3 if styled else 0
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for _ in range(n_queries * 20):
-        if len(out) >= n_queries:
-            break
-        k = rng.choices([1, 2, 3], weights=[0.3, 0.45, 0.25])[0]
-        chosen = rng.sample(groups, k)
-        anchor = attributes[rng.choice(ids)]
-        predicate = {g: str(anchor[g]) for g in sorted(chosen)}
-        if all(v in ("nothing", "none", "neutral", "average", "flat") for v in predicate.values()):
-            continue
-        key = json.dumps(predicate, sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
-        mask = np.logical_and.reduce([columns[g] == v for g, v in predicate.items()])
-        relevant = id_array[mask].tolist()
-        if not relevant:
-            continue
-        out.append(
-            {"query": heldout_query(predicate, rng), "relevant": relevant, "attributes": predicate}
-        )
+    for family, quota in (("phrasing", n_queries - n_synonym), ("synonym", n_synonym)):
+        made = 0
+        if family == "synonym":
+            rng = random.Random(f"queries:synonym:{seed}")
+        for _ in range(quota * 20):
+            if made >= quota:
+                break
+            anchor = attributes[rng.choice(ids)]
+            k = rng.choices([1, 2, 3], weights=[0.3, 0.45, 0.25])[0]
+            if family == "phrasing":
+                chosen = rng.sample(groups, k)
+            else:  # one non-default style/mood value, and up to two other constraints
+                named = [g for g in styled if not default(g, str(anchor.get(g)))]
+                if not named:
+                    continue
+                first = rng.choice(named)
+                chosen = [first, *rng.sample([g for g in groups if g != first], k - 1)]
+            if any(g not in anchor for g in chosen):
+                continue
+            predicate = {g: str(anchor[g]) for g in sorted(chosen)}
+            if all(default(g, v) for g, v in predicate.items()):
+                continue
+            key = json.dumps(predicate, sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            mask = np.logical_and.reduce([columns[g] == v for g, v in predicate.items()])
+            relevant = id_array[mask].tolist()
+            if not relevant:
+                continue
+            text = (heldout_query if family == "phrasing" else synonym_query)(predicate, rng)
+            out.append(
+                {"query": text, "relevant": relevant, "attributes": predicate, "family": family}
+            )
+            made += 1
     return out
 
 

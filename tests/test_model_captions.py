@@ -13,9 +13,13 @@ from gaitsearch.model.captions import (
 
 WALKERS = [
     {"gender": "female", "age": "young", "build": "slim", "pace": "brisk", "footwear": "heels",
-     "carrying": "handbag", "impairment": "none", "energy": "confident", "view": "side"},
+     "carrying": "handbag", "impairment": "none", "energy": "confident", "emotion": "happy",
+     "posture": "upright", "step": "bouncy", "arm_swing": "wide", "style": "hip_sway",
+     "view": "side"},
     {"gender": "male", "age": "elderly", "build": "average", "pace": "slow", "footwear": "flat",
-     "carrying": "nothing", "impairment": "cane", "energy": "tired", "view": "front"},
+     "carrying": "nothing", "impairment": "cane", "energy": "tired", "emotion": "sad",
+     "posture": "hunched", "step": "shuffling", "arm_swing": "none", "style": "none",
+     "view": "front"},
 ]  # fmt: skip
 
 
@@ -51,3 +55,21 @@ def test_default_only_subsets_are_avoided() -> None:
     table = build_captions([plain], per_sequence=20, seed=0)
     pace = GROUPS.index("pace")
     assert (table.codes[:, pace] >= 0).all()  # "carrying nothing" alone is never a caption
+
+
+def test_captions_name_the_style_groups() -> None:
+    """Captions over the 14 groups name the new style values in training phrasing."""
+    table = build_captions(WALKERS * 20, per_sequence=8, seed=1)
+    for group in ("emotion", "posture", "step", "arm_swing", "style"):
+        assert (table.codes[:, GROUPS.index(group)] >= 0).any(), group
+    shuffling = ATTRIBUTES["step"].index("shuffling")
+    rows = np.where(table.codes[:, GROUPS.index("step")] == shuffling)[0]
+    assert len(rows)
+    assert all("shuffl" in table.texts[r].lower() or "feet" in table.texts[r] for r in rows)
+
+
+def test_old_nine_group_walkers_still_caption() -> None:
+    old = {g: v for g, v in WALKERS[1].items() if g not in ("emotion", "posture", "step",
+                                                           "arm_swing", "style")}  # fmt: skip
+    table = build_captions([old], per_sequence=6, seed=0)
+    assert table.texts and (table.codes[:, GROUPS.index("emotion")] == -1).all()
