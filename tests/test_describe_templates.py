@@ -181,3 +181,52 @@ def test_describe_gallery_rewrites_descriptions_atomically(small_gallery: Path, 
     assert sum(a.description != b.description for a, b in zip(after, before, strict=True)) > 250
     assert sequence_path(root, before[0].id).read_bytes() == seq_bytes
     assert not list(root.glob("*.tmp"))
+
+
+NEW_GROUPS = ("energy", "emotion", "posture", "step", "arm_swing", "style")
+_FAMILY_TABLES = {"training": "_TRAIN", "heldout": "_HELDOUT", "synonym": "_SYNONYM"}
+
+
+def test_three_families_share_no_phrase_over_all_values() -> None:
+    owner: dict[str, tuple[str, tuple[str, str]]] = {}
+    for family, name in _FAMILY_TABLES.items():
+        for key, words in _family_phrases(getattr(describe, name)).items():
+            for w in words:
+                other = owner.setdefault(w.lower(), (family, key))
+                assert other == (family, key), (w, other, family, key)
+
+
+def test_every_new_value_has_phrases_in_all_three_families() -> None:
+    for group in NEW_GROUPS:
+        for value in ATTRIBUTES.get(group, ()):
+            for name in _FAMILY_TABLES.values():
+                table = getattr(describe, name)
+                assert (group, value) in table and any(table[(group, value)].values()), (
+                    name, group, value,
+                )  # fmt: skip
+
+
+def test_synonym_and_heldout_queries_mention_the_new_values() -> None:
+    rng = random.Random(2)
+    syn = {**_family_phrases(describe._HELDOUT), **_family_phrases(describe._SYNONYM)}
+    held = _family_phrases(describe._HELDOUT)
+    for group in NEW_GROUPS:
+        for value in ATTRIBUTES.get(group, ()):
+            predicate = {group: value, "gender": rng.choice(["male", "female"])}
+            text = describe.synonym_query(predicate, rng)
+            assert any(_has(text, w) for w in syn[(group, value)]), (predicate, text)
+            text = heldout_query(predicate, rng)
+            assert any(_has(text, w) for w in held[(group, value)]), (predicate, text)
+
+
+def test_styles_combine_naturally_and_old_sets_still_compose() -> None:
+    attrs = {"gender": "male", "age": "elderly", "energy": "tired", "step": "shuffling",
+             "posture": "head_down"}  # fmt: skip
+    text = compose(attrs, random.Random(3))
+    assert text == compose(attrs, random.Random(3))
+    assert text.endswith(".") and ", ," not in text and "  " not in text
+    old = {"gender": "female", "age": "young", "pace": "brisk", "footwear": "heels"}
+    assert compose(old, random.Random(0)) == compose(old, random.Random(0))
+    # Two verb-setting values: one takes the verb, the other becomes "while ...".
+    both = compose({"step": "shuffling", "style": "marching"}, random.Random(1))
+    assert _has(both, "shuffling") or _has(both, "shuffles") or _has(both, "dragging their feet")
