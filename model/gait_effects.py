@@ -484,11 +484,11 @@ GAIT_EFFECTS: dict[str, dict[str, GaitEffect]] = {
         ),
         "stomping": GaitEffect(
             (
-                "Montepare 1987 heavy-footedness: hard heel strike (a sharp 2.5 cm pelvis drop "
+                "Montepare 1987 heavy-footedness: hard heel strike (a sharp 3 cm pelvis drop "
                 "at each landing), higher knee lift"
             ),
             {
-                "impact": ("+", 0.025),
+                "impact": ("+", 0.03),
                 "knee_swing": ("*", 1.1),
                 "hip_lift": ("+", 6.0),
                 "speed": ("*", 0.97),

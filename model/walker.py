@@ -479,7 +479,7 @@ def simulate(
     )
     # A hard heel strike: the body drops sharply just after each landing (knees absorb it).
     if np.any(p.impact > 0):
-        hit = _bump(phase_r, 0.05, 0.035) + _bump(phase_l, 0.05, 0.035)
+        hit = _bump(phase_r, 0.06, 0.045) + _bump(phase_l, 0.06, 0.045)
         drop = (c(p.impact) * hit)[..., None] * np.array([0.0, 0.0, 1.0])
         pelvis, r_hip, l_hip = (a - drop for a in (pelvis, r_hip, l_hip))
         r_knee, l_knee = (a - 0.5 * drop for a in (r_knee, l_knee))

@@ -255,3 +255,156 @@ def test_views_project_as_expected(view: str) -> None:
     elif view == "side":  # crosses the image at a roughly constant size
         assert (np.abs(growth - 1) < 0.3).all() and (across > 1.0).all()
     assert (depth > 1.0).all()
+
+
+# --- walking styles (issue F): each value vs a default walker with the same seed -------------
+
+
+def pelvis_of(joints: np.ndarray) -> np.ndarray:
+    return 0.5 * (jt(joints, "r_hip") + jt(joints, "l_hip"))
+
+
+def head_drop(joints: np.ndarray) -> np.ndarray:
+    """Head pitch down (deg): the nose below the ears' midpoint, per walker."""
+    ears = 0.5 * (jt(joints, "r_ear") + jt(joints, "l_ear"))
+    d = jt(joints, "nose") - ears
+    return np.degrees(np.arctan2(-d[..., 2], d[..., 0])).mean(1)
+
+
+def elbow_angle(joints: np.ndarray, side: str = "r") -> np.ndarray:
+    """Elbow flexion (deg) at each frame: 0 = straight arm."""
+    ua = jt(joints, f"{side}_elbow") - jt(joints, f"{side}_shoulder")
+    fa = jt(joints, f"{side}_wrist") - jt(joints, f"{side}_elbow")
+    cos = (ua * fa).sum(-1) / (np.linalg.norm(ua, axis=-1) * np.linalg.norm(fa, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def ankle_reach(joints: np.ndarray) -> np.ndarray:
+    """Peak-to-peak fore-aft excursion of an ankle relative to the pelvis."""
+    rel = jt(joints, "r_ankle")[..., 0] - pelvis_of(joints)[..., 0]
+    return np.ptp(rel, axis=1)
+
+
+def lateral_wander(joints: np.ndarray) -> np.ndarray:
+    """Step-to-step irregularity of the pelvis' lateral path: the std of its y once the
+    regular sway (one sine per stride) is averaged out over a stride window."""
+    y = pelvis_of(joints)[..., 1]
+    k = 28  # about one stride at 25 fps
+    kernel = np.ones(k) / k
+    smooth = np.stack([np.convolve(row, kernel, mode="valid") for row in y])
+    return smooth.std(axis=1)
+
+
+def mean_gap(changed: np.ndarray, default: np.ndarray) -> float:
+    return float(np.mean(changed - default))
+
+
+def test_default_style_values_change_nothing() -> None:
+    _, plain = walk(3)
+    _, styled = walk(
+        3, emotion="neutral", posture="normal", step="normal", arm_swing="normal", style="none"
+    )
+    np.testing.assert_array_equal(plain, styled)
+
+
+def test_emotions() -> None:
+    p0, j0 = walk(4)
+    p, j = walk(4, emotion="sad")
+    assert mean_gap(head_drop(j), head_drop(j0)) > 8.0
+    assert np.mean(arm_swing(j, "r") / arm_swing(j0, "r")) < 0.75
+    assert np.mean(p.speed / p0.speed) < 0.9
+    p, j = walk(4, emotion="happy")
+    assert np.mean(p.speed / p0.speed) > 1.04
+    assert np.mean(arm_swing(j, "r") / arm_swing(j0, "r")) > 1.2
+    p, j = walk(4, emotion="angry")
+    assert np.mean(p.speed / p0.speed) > 1.05
+    assert mean_gap(elbow_angle(j).mean(1), elbow_angle(j0).mean(1)) > 12.0
+    # Heavy-footed: a sharp drop of the body at each heel strike.
+    bob = lambda x: np.ptp(pelvis_of(x)[..., 2], axis=1)  # noqa: E731
+    assert mean_gap(bob(j), bob(j0)) > 0.012
+    _, j = walk(4, emotion="proud")
+    assert mean_gap(forward_lean(j), forward_lean(j0)) < -2.0
+    assert mean_gap(head_drop(j), head_drop(j0)) < -4.0
+    p, j = walk(4, emotion="fearful")
+    assert np.mean(p.speed / p0.speed) < 0.95
+    assert mean_gap(elbow_angle(j).mean(1), elbow_angle(j0).mean(1)) > 15.0
+
+
+def test_postures() -> None:
+    _, j0 = walk(5)
+    _, j = walk(5, posture="hunched")
+    assert mean_gap(forward_lean(j), forward_lean(j0)) > 7.0
+    _, j = walk(5, posture="upright")
+    assert mean_gap(forward_lean(j), forward_lean(j0)) < -1.5
+    _, j = walk(5, posture="head_down")
+    assert mean_gap(head_drop(j), head_drop(j0)) > 12.0
+    assert abs(mean_gap(forward_lean(j), forward_lean(j0))) < 0.5
+
+
+def test_steps() -> None:
+    p0, j0 = walk(6)
+    p, j = walk(6, step="long_strides")
+    assert np.mean(p.stride / p0.stride) > 1.12
+    assert np.mean(ankle_reach(j) / ankle_reach(j0)) > 1.08
+    p, j = walk(6, step="short_steps")
+    assert np.mean(p.stride / p0.stride) < 0.88 and np.mean(p.cadence / p0.cadence) > 1.05
+    p, j = walk(6, step="shuffling")
+    assert np.mean(foot_clearance(p, j) / foot_clearance(p0, j0)) < 0.7
+    assert np.mean(p.stride / p0.stride) < 0.85
+    _, j = walk(6, step="on_toes")
+    low = lambda x: np.minimum(jt(x, "r_ankle")[..., 2], jt(x, "l_ankle")[..., 2]).min(1)  # noqa: E731
+    assert mean_gap(low(j), low(j0)) > 0.03
+    _, j = walk(6, step="bouncy")
+    bob = lambda x: np.ptp(pelvis_of(x)[..., 2], axis=1)  # noqa: E731
+    assert np.mean(bob(j) / bob(j0)) > 1.4
+    _, j = walk(6, step="stomping")
+    assert mean_gap(bob(j), bob(j0)) > 0.012
+
+
+def test_arm_swings() -> None:
+    _, j0 = walk(7)
+    _, j = walk(7, arm_swing="wide")
+    assert np.mean(arm_swing(j, "l") / arm_swing(j0, "l")) > 1.4
+    _, j = walk(7, arm_swing="stiff")
+    assert np.mean(arm_swing(j, "l") / arm_swing(j0, "l")) < 0.6
+    change = lambda x: np.ptp(elbow_angle(x, "l"), axis=1)  # noqa: E731
+    assert np.mean(change(j)) < 0.5 * np.mean(change(j0))
+    assert mean_gap(elbow_angle(j, "l").mean(1), elbow_angle(j0, "l").mean(1)) < -4.0
+    _, j = walk(7, arm_swing="none")
+    assert np.mean(arm_swing(j, "l") / arm_swing(j0, "l")) < 0.2
+
+
+def test_styles() -> None:
+    p0, j0 = walk(8)
+    _, j = walk(8, style="hip_sway")
+    side = lambda x: np.ptp(pelvis_of(x)[..., 1], axis=1)  # noqa: E731
+    assert np.mean(side(j) / side(j0)) > 1.4
+    _, j = walk(8, style="staggering")
+    assert np.mean(lateral_wander(j)) > 3 * np.mean(lateral_wander(j0))
+    assert np.mean(lateral_wander(j)) > 0.03
+    _, j = walk(8, style="marching")
+    knee = lambda x: np.maximum(jt(x, "r_knee")[..., 2], jt(x, "l_knee")[..., 2]).max(1)  # noqa: E731
+    assert mean_gap(knee(j), knee(j0)) > 0.04
+    assert np.mean(np.ptp(elbow_angle(j), axis=1)) < 0.5 * np.mean(np.ptp(elbow_angle(j0), axis=1))
+    p, j = walk(8, style="sneaking")
+    assert np.mean(p.speed / p0.speed) < 0.8 and np.mean(p.cadence / p0.cadence) < 0.8
+    hip_ankle = lambda x: np.linalg.norm(jt(x, "r_hip") - jt(x, "r_ankle"), axis=-1).mean(1)  # noqa: E731
+    assert np.mean(hip_ankle(j) / hip_ankle(j0)) < 0.97
+    assert mean_gap(forward_lean(j), forward_lean(j0)) > 6.0
+    _, j = walk(8, style="swagger")
+    assert np.mean(arm_swing(j, "r") / arm_swing(j0, "r")) > 1.1
+
+
+def test_lively_energy() -> None:
+    p0, _ = walk(9)
+    p, _ = walk(9, energy="lively")
+    assert np.mean(p.speed / p0.speed) > 1.04
+
+
+def test_walkers_of_one_style_differ_in_intensity() -> None:
+    """Two sad walkers are not one template: the effect size varies per walker."""
+    p0, _ = walk(10)
+    p, _ = walk(10, emotion="sad")
+    extra = np.degrees(p.head_pitch - p0.head_pitch)  # same seed: same base jitter
+    assert extra.std() > 2.0 and extra.min() > 0.0
+    assert 12.0 < extra.mean() < 22.0
