@@ -124,3 +124,25 @@ def test_retrieval_reports_per_family_and_per_style_beside_random() -> None:
     assert "pace=brisk" in style and "pace=slow" in style
     assert "emotion=neutral" not in style  # defaults get no row
     assert all(k.split("=")[1] in ATTRIBUTES[k.split("=")[0]] for k in style)
+
+
+def test_generated_negatives_never_name_a_new_value() -> None:
+    """Moods and walking styles are searchable now: no negative or clutter phrase names one."""
+    import random
+    import re
+
+    from gaitsearch.model import describe
+    from gaitsearch.model.negatives import clutter_phrase, generate_negatives
+
+    words = {value.replace("_", " ") for g in SYNONYM_GROUPS for value in ATTRIBUTES.get(g, ())
+             if value not in DEFAULTS}  # fmt: skip
+    for table in (describe._TRAIN, describe._HELDOUT, describe._SYNONYM):
+        for (group, value), entry in table.items():
+            if group in SYNONYM_GROUPS and value not in DEFAULTS:
+                words |= {p for kind in entry.values() for p in kind}
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, sorted(words))) + r")(?![\w-])")
+    rng = random.Random(0)
+    texts = [t for _, t in generate_negatives(4000, seed=0)]
+    texts += [clutter_phrase(rng) for _ in range(500)]
+    hits = [t for t in texts if pattern.search(t.lower())]
+    assert not hits, hits[:5]
