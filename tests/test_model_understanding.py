@@ -32,7 +32,7 @@ def _read(reader, text_encoder, texts: list[str]) -> list[Understanding]:
 
 @pytest.mark.parametrize(
     "text",
-    ["xyzzy qwerty", "the quarterly earnings beat expectations", "asdf jkl", "a sad person"],
+    ["xyzzy qwerty", "the quarterly earnings beat expectations", "asdf jkl", "a jealous person"],
 )
 def test_nonsense_and_off_topic_are_not_grounded(reader, text_encoder, text) -> None:
     (u,) = _read(reader, text_encoder, [text])
