@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from gaitsearch.model import descriptors as D
+from gaitsearch.model.attributes import MOTION_GROUPS
 from gaitsearch.model.render import detect, place_cameras, project
 from gaitsearch.model.skeleton import FLIP_PERMUTATION, J
 from gaitsearch.model.synth import sample_attributes
@@ -45,7 +46,6 @@ EXPECTED_VIEW = {"front": "frontal", "back": "frontal", "side": "side", "oblique
 OUT = Path(__file__).resolve().parent / "results" / "descriptors.json"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "descriptors.md"
 BEGIN, END = "<!-- descriptors:begin -->", "<!-- descriptors:end -->"
-ATTRIBUTE_GROUPS = ("pace", "age", "carrying", "impairment", "footwear", "energy")
 VARIANT_NOTE = {
     "clean": "exact projection, every joint seen",
     "detector": "the synthetic pose-detector model: jitter, self-occlusion, misses",
@@ -233,7 +233,7 @@ def standing(seed: int, n: int = 200) -> dict[str, float]:
 
 
 def by_attribute(
-    attrs: list[dict[str, str]], pred: np.ndarray, groups: tuple[str, ...] = ATTRIBUTE_GROUPS
+    attrs: list[dict[str, str]], pred: np.ndarray, groups: tuple[str, ...] = MOTION_GROUPS
 ) -> dict[str, dict[str, dict[str, float | None]]]:
     """Median measured descriptor per attribute value (all views, where measurable)."""
     out: dict[str, dict[str, dict[str, float | None]]] = {}

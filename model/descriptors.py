@@ -96,6 +96,8 @@ HEAD_OFFSET_DEG = 30.5  # neck-to-nose line ahead of the trunk axis with the hea
 MIN_FRAMES = 16
 MAX_FRAMES = 300  # longer clips are measured on their middle 300 frames (10-12 s)
 MIN_CYCLES = 1.0  # gait cycles a clip needs for the cycle descriptors
+MIN_ANKLE_SWING = 0.015  # ankle fundamental (body heights) below which asymmetry is NaN
+FULL_ANKLE_SWING = 0.05  # ... and below which its ratios are weighed down
 MIN_FPS = 8.0  # below it the step frequency (up to 3.6 Hz) aliases: no cycle descriptors
 MIN_PERIODICITY = 16.0  # F statistic of the stride sinusoid (see _stride_frequency)
 MIN_SEPARATION = 0.008  # sinusoid amplitude of the separation, body heights
@@ -652,10 +654,15 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     zl = coef[0, 8:10] + 1j * coef[HARMONICS, 8:10]
     if np.isfinite(zr).all() and np.isfinite(zl).all():
         ar, al = np.sqrt((np.abs(zr) ** 2).sum()), np.sqrt((np.abs(zl) ** 2).sum())
-        amp = abs(ar - al) / max(0.5 * (ar + al), 1e-9)
-        lag = np.angle((zr * np.conj(zl)).sum())  # pi when the legs alternate evenly
-        timing = 4.0 * abs(abs(lag) - np.pi) / (2 * np.pi)
-        out[_INDEX["step_asymmetry"]] = max(amp, timing)
+        mean = 0.5 * (ar + al)
+        # Under a few centimetres of ankle swing (shuffling, or depth seen from the front)
+        # detector jitter would dominate both ratios: weigh them down, or give up.
+        if mean >= MIN_ANKLE_SWING:
+            trust = min(1.0, mean / FULL_ANKLE_SWING)
+            amp = abs(ar - al) / max(mean, FULL_ANKLE_SWING)
+            lag = np.angle((zr * np.conj(zl)).sum())  # pi when the legs alternate evenly
+            timing = trust * 4.0 * abs(abs(lag) - np.pi) / (2 * np.pi)
+            out[_INDEX["step_asymmetry"]] = max(amp, timing)
     return out
 
 
