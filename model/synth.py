@@ -8,6 +8,7 @@ same bytes: every random draw comes from generators seeded by ``(seed, chunk)``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -198,8 +199,12 @@ def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
             "confident": 0.2 if impairment == "none" else 0.05,
         },
     )
-    styles = _sample_styles(rng, gender, age, pace, carrying, impairment, footwear, energy)
     view = _pick(rng, {"front": 0.25, "back": 0.25, "side": 0.3, "oblique": 0.2})
+    # The style groups come from a generator seeded from (not drawn from) ``rng``'s state, so
+    # the other groups' draws, and everything drawn from ``rng`` afterwards, are unchanged.
+    digest = hashlib.sha256(repr(rng.bit_generator.state).encode()).digest()
+    style_rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    styles = _sample_styles(style_rng, gender, age, pace, carrying, impairment, footwear, energy)
     return {
         "gender": gender,
         "age": age,
