@@ -633,7 +633,9 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     exc = _excursion(coef)
     if frontal_ok:
         out[_INDEX["sway"]] = _excursion(coef[:, :1], (1, 3))[0] / cos_az
-    out[_INDEX["bounce"]] = exc[1]
+    # From the side or obliquely a camera looking down also sees the pelvis' lateral sway
+    # (once per stride) in its height: keep the once-per-step harmonics there.
+    out[_INDEX["bounce"]] = exc[1] if view == "frontal" else _excursion(coef[:, 1:2], (2, 4))[0]
     if lateral_ok:
         arms = exc[2:4] / 2.0 / sin_az * cos_el
         out[_INDEX["arm_swing_r"]], out[_INDEX["arm_swing_l"]] = arms
