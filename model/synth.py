@@ -70,7 +70,9 @@ def _sample_styles(
         rng,
         {
             "neutral": 0.55,
-            "sad": (0.12 if slow else 0.02) + (0.04 if energy == "tired" else 0.0),
+            "sad": 0.0
+            if running
+            else (0.12 if slow else 0.02) + (0.04 if energy == "tired" else 0.0),
             "happy": 0.1 if energy != "tired" else 0.03,
             "angry": 0.08 if pace != "slow" else 0.03,
             "proud": 0.08 if not impaired and energy != "tired" else 0.01,
