@@ -11,7 +11,7 @@ published version untouched.
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from gaitsearch.index.faiss_index import (
     choose_kind,
 )
 from gaitsearch.index.manifest import (
+    MANIFEST_FILE,
     METADATA_FILE,
     VECTORS_FILE,
     IndexManifest,
@@ -168,6 +169,30 @@ def _embed(
         bar.update(task, completed=total)
 
 
+def write_vectors(index: Any, path: Path) -> None:
+    """Write a FAISS index to ``path`` through Python's file layer and fsync it.
+
+    ``faiss.write_index(index, filename)`` reports a write that fails when its buffer is
+    flushed at close (a full disk, a small index) only on stderr and returns as if done;
+    here every failed write is an :class:`~gaitsearch.index.versions.IndexWriteError`
+    naming the file."""
+    with versions.writing(path):
+        with open(path, "wb", buffering=1 << 20) as fh:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def unpublished_note(index_dir: Path, version: str) -> str:
+    """What a reader of a failed build's error needs: nothing new is live, and what is."""
+    try:
+        live = versions.current_version(index_dir)
+    except versions.CurrentFileError:
+        live = None
+    where = f"CURRENT still names {live}" if live else "nothing is live yet"
+    return f"version {version} was not published and its partial files are removed; {where}"
+
+
 def _load_model(checkpoint: Path | None):
     from gaitsearch.model.checkpoint import load_checkpoint
 
@@ -208,7 +233,10 @@ def build_index(
         for name in versions.clean_partials(index_dir):
             log.info("removed partial version %s left by a crashed build", name)
         version = versions.next_version(index_dir)
-        staging = versions.staging_path(index_dir, version)
+        with versions.writing(
+            versions.versions_root(index_dir) / (version + versions.PARTIAL_SUFFIX)
+        ):
+            staging = versions.staging_path(index_dir, version)
         try:
             report = GalleryReport()
             result = _build_into(
@@ -239,10 +267,14 @@ def build_index(
             if publish:
                 result.path = publish_version(index_dir, staging, result.manifest)
             else:
-                result.manifest.save(staging)
-                result.path = versions.finalize(staging)
+                with versions.writing(staging / MANIFEST_FILE):
+                    result.manifest.save(staging)
+                    result.path = versions.finalize(staging)
+        except versions.IndexWriteError as exc:
+            versions.discard(index_dir, version)
+            raise exc.noting(unpublished_note(index_dir, version)) from exc
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            versions.discard(index_dir, version)
             raise
     result.seconds = time.perf_counter() - start
     return result
@@ -317,7 +349,7 @@ def _build_into(
                 RECALL_TARGET,
             )
     timings["recall_check"] = round(time.perf_counter() - t2, 3)
-    faiss.write_index(built.index, str(staging / VECTORS_FILE))
+    write_vectors(built.index, staging / VECTORS_FILE)
     writer.close({"version": version})
     timings["write"] = round(time.perf_counter() - t1 - built.seconds - timings["recall_check"], 3)
     info = model.config.text_encoder

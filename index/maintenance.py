@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +46,46 @@ def activate_version(index_dir: Path, version: str) -> str | None:
     return previous
 
 
-def collect_garbage(index_dir: Path, keep: int) -> tuple[list[str], list[str]]:
+@dataclass
+class GarbageReport:
+    """What ``gc`` did: versions and partial builds removed, and one line per directory it
+    left alone (a symbolic link, or one that holds a link; see ``versions.remove_tree``)."""
+
+    removed: list[str] = field(default_factory=list)
+    partials: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def sweep(index_dir: Path, keep: int) -> GarbageReport:
     """Delete all but the ``keep`` newest versions (the live one always stays) and any
-    partial builds; returns (removed versions, removed partials)."""
+    partial builds. Nothing is deleted through a symbolic link, nor outside ``index_dir``:
+    such a directory is left as it is and reported in ``skipped``."""
     if keep < 1:
         raise ValueError(f"--keep must be at least 1, got {keep}")
     index_dir = Path(index_dir)
     if not index_dir.is_dir():
         raise FileNotFoundError(f"{index_dir}: no such index directory")
+    report = GarbageReport()
     with versions.write_lock(index_dir):
-        partials = versions.clean_partials(index_dir)
+        report.partials, report.skipped = versions.sweep_partials(index_dir)
         live = versions.current_version(index_dir)
         names = versions.list_versions(index_dir)
         keep_set = set(names[-keep:]) | ({live} if live else set())
-        removed = []
         for name in names:
-            if name not in keep_set:
-                versions.remove_version(index_dir, name)
-                removed.append(name)
-    return removed, partials
+            if name in keep_set:
+                continue
+            try:
+                reason = versions.remove_version(index_dir, name)
+            except OSError as exc:
+                reason = f"{exc.filename or name}: {exc.strerror or exc}"
+            if reason is None:
+                report.removed.append(name)
+            else:
+                report.skipped.append(f"{name}: {reason}")
+    return report
+
+
+def collect_garbage(index_dir: Path, keep: int) -> tuple[list[str], list[str]]:
+    """:func:`sweep`, returning (removed versions, removed partials)."""
+    report = sweep(index_dir, keep)
+    return report.removed, report.partials

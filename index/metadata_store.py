@@ -12,10 +12,12 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gaitsearch.index import versions
 from gaitsearch.model.gallery import SequenceRecord
 
 ALWAYS_FILTER_KEYS = frozenset({"view", "source", "fps"})
@@ -75,11 +77,12 @@ class MetadataWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path)
-        self._db.executescript(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=MEMORY;"
-        )
-        self._db.executescript(_SCHEMA)
+        with self._writing():
+            self._db = sqlite3.connect(self.path)
+            self._db.executescript(
+                "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=MEMORY;"
+            )
+            self._db.executescript(_SCHEMA)
         self._seq: list[tuple[Any, ...]] = []
         self._attrs: list[tuple[int, str, str]] = []
         self.count = 0
@@ -107,18 +110,33 @@ class MetadataWriter:
         for row, record, npy_path in rows:
             self.add(row, record, npy_path)
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A full disk (or any failed write) is an ``IndexWriteError`` naming this file; the
+        connection is closed so the caller can remove the partial version."""
+        try:
+            with versions.writing(self.path):
+                yield
+        except versions.IndexWriteError:
+            db = getattr(self, "_db", None)
+            if db is not None:
+                db.close()
+            raise
+
     def _flush(self) -> None:
-        self._db.executemany("INSERT INTO sequences VALUES (?,?,?,?,?,?,?,?)", self._seq)
-        self._db.executemany("INSERT INTO attrs VALUES (?,?,?)", self._attrs)
+        with self._writing():
+            self._db.executemany("INSERT INTO sequences VALUES (?,?,?,?,?,?,?,?)", self._seq)
+            self._db.executemany("INSERT INTO attrs VALUES (?,?,?)", self._attrs)
         self._seq.clear()
         self._attrs.clear()
 
     def close(self, info: Mapping[str, str] | None = None) -> None:
         self._flush()
-        self._db.execute("CREATE INDEX attrs_key_value ON attrs(key, value, row)")
-        for key, value in (info or {}).items():
-            self._db.execute("INSERT INTO info VALUES (?, ?)", (key, value))
-        self._db.commit()
+        with self._writing():
+            self._db.execute("CREATE INDEX attrs_key_value ON attrs(key, value, row)")
+            for key, value in (info or {}).items():
+                self._db.execute("INSERT INTO info VALUES (?, ?)", (key, value))
+            self._db.commit()
         self._db.close()
 
 

@@ -5,12 +5,17 @@ pointed at it (a version that does not load is removed and ``CURRENT`` left as i
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from gaitsearch.index import versions
-from gaitsearch.index.loaded_index import IndexLoadError, load_index
-from gaitsearch.index.manifest import METADATA_FILE, VECTORS_FILE, IndexManifest, file_checksum
+from gaitsearch.index.loaded_index import load_index
+from gaitsearch.index.manifest import (
+    MANIFEST_FILE,
+    METADATA_FILE,
+    VECTORS_FILE,
+    IndexManifest,
+    file_checksum,
+)
 
 
 def publish_version(
@@ -18,17 +23,21 @@ def publish_version(
     staging: Path,
     manifest: IndexManifest,
 ) -> Path:
-    manifest.files = {
-        VECTORS_FILE: file_checksum(staging / VECTORS_FILE),
-        METADATA_FILE: file_checksum(staging / METADATA_FILE),
-    }
-    manifest.save(staging)
-    final = versions.finalize(staging)
-    # Verify the finished version loads before anyone can be pointed at it.
+    """Checksum, rename into place, verify it loads, point ``CURRENT`` at it. On any failure
+    (a damaged file, a full disk while writing the manifest or ``CURRENT``) the version is
+    removed again unless ``CURRENT`` already names it, and the error is raised."""
     try:
+        manifest.files = {
+            VECTORS_FILE: file_checksum(staging / VECTORS_FILE),
+            METADATA_FILE: file_checksum(staging / METADATA_FILE),
+        }
+        with versions.writing(staging / MANIFEST_FILE):
+            manifest.save(staging)
+            final = versions.finalize(staging)
+        # Verify the finished version loads before anyone can be pointed at it.
         load_index(index_dir, manifest.version).close()
-    except IndexLoadError:
-        shutil.rmtree(final, ignore_errors=True)
+        versions.set_current(index_dir, manifest.version)
+    except BaseException:
+        versions.discard(index_dir, manifest.version)
         raise
-    versions.set_current(index_dir, manifest.version)
     return final

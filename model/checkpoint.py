@@ -46,6 +46,10 @@ class CheckpointConfig(BaseModel):
     # Query understanding (grounded threshold, caption-similarity gate, confidence
     # calibration, their validation numbers): written by `gaitsearch understanding fit`.
     understanding: dict[str, Any] | None = None
+    # sha256 of model.safetensors, written by save_checkpoint and verified by load_checkpoint
+    # (None in checkpoints saved before it existed: those load unverified). Not part of the
+    # fingerprint, so indexes built before it keep matching.
+    weights_sha256: str | None = None
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -74,11 +78,38 @@ def save_checkpoint(encoder: MotionEncoder, config: CheckpointConfig, path: Path
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     tmp = path / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp), metadata={"format": "pt"})
+    # The config carries the weights' checksum, so loading can refuse a damaged file.
+    config = config.model_copy(update={"weights_sha256": file_sha256(tmp)})
     tmp.replace(path / WEIGHTS_FILE)
     tmp_cfg = path / (CONFIG_FILE + ".tmp")
     tmp_cfg.write_text(config.model_dump_json(indent=2) + "\n")
     tmp_cfg.replace(path / CONFIG_FILE)
     return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_weights(weights_path: Path, config: CheckpointConfig) -> None:
+    """Refuse weights whose sha256 differs from the one ``config.json`` records (a flipped
+    bit, a truncated copy, a file swapped in); checkpoints without a checksum pass."""
+    if config.weights_sha256 is None:
+        return
+    try:
+        actual = file_sha256(weights_path)
+    except OSError as exc:
+        raise CheckpointError(f"{weights_path}: cannot be read ({exc.strerror or exc})") from exc
+    if actual != config.weights_sha256.lower():
+        raise CheckpointError(
+            f"{weights_path}: sha256 {actual[:16]}... does not match the "
+            f"{config.weights_sha256[:16]}... recorded in {CONFIG_FILE}; the weights are "
+            "damaged or not the ones saved with this config"
+        )
 
 
 def load_checkpoint(path: Path | str | None = None) -> GaitModel:
@@ -109,6 +140,7 @@ def load_checkpoint(path: Path | str | None = None) -> GaitModel:
             f"{cfg_path}: format_version {config.format_version} is not "
             f"supported (expected {FORMAT_VERSION})"
         )
+    verify_weights(weights_path, config)
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

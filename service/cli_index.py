@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import typer
-from gaitsearch.service.cli_errors import fail
+from gaitsearch.service.cli_errors import fail, os_error_line
 
 index_app = typer.Typer(
     name="index",
@@ -34,7 +34,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from gaitsearch.index.build import IndexBuildError
     from gaitsearch.index.loaded_index import IndexLoadError
     from gaitsearch.index.ray_job import RayJobError
-    from gaitsearch.index.versions import IndexLockedError
+    from gaitsearch.index.versions import IndexLockedError, IndexWriteError
     from gaitsearch.model.checkpoint import CheckpointError
     from gaitsearch.model.gallery import GalleryError
     from gaitsearch.model.skeleton import SkeletonError
@@ -43,6 +43,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         IndexBuildError,
         IndexLoadError,
         IndexLockedError,
+        IndexWriteError,
         RayJobError,
         CheckpointError,
         GalleryError,
@@ -118,6 +119,8 @@ def build(
         )
     except _known_errors() as exc:
         fail(str(exc))
+    except OSError as exc:  # anything else the OS refused: one line, never a traceback
+        fail(os_error_line(exc))
     _print_result(result)
 
 
@@ -148,6 +151,8 @@ def add(
         )
     except _known_errors() as exc:
         fail(str(exc))
+    except OSError as exc:  # anything else the OS refused: one line, never a traceback
+        fail(os_error_line(exc))
     _print_result(result)
 
 
@@ -166,6 +171,8 @@ def remove(
         result = remove_from_index(_index_dir(index_dir), wanted)
     except _known_errors() as exc:
         fail(str(exc))
+    except OSError as exc:  # anything else the OS refused: one line, never a traceback
+        fail(os_error_line(exc))
     _print_result(result)
 
 
@@ -217,15 +224,25 @@ def gc(
     index_dir: Path | None = typer.Option(None, "--index-dir", help=INDEX_DIR_HELP),
 ) -> None:
     """Delete old versions, keeping the KEEP newest and always the live one."""
-    from gaitsearch.index.maintenance import collect_garbage
+    from gaitsearch.index.maintenance import sweep
 
     try:
-        removed, partials = collect_garbage(_index_dir(index_dir), keep)
+        report = sweep(_index_dir(index_dir), keep)
     except _known_errors() as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(os_error_line(exc))
+    for line in report.skipped:
+        typer.secho(
+            f"skipped: {line} (left as it is; remove it by hand if it should go)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    removed, partials = report.removed, report.partials
     typer.echo(
         f"removed {len(removed)} version(s){': ' + ', '.join(removed) if removed else ''}"
         + (f"; {len(partials)} partial build(s)" if partials else "")
+        + (f"; left {len(report.skipped)} alone" if report.skipped else "")
     )
 
 

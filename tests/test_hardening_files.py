@@ -201,3 +201,60 @@ def test_a_damaged_checkpoint_config_is_one_line_not_a_traceback(tmp_path, field
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert lines[0].startswith("error: ") and "config.json" in lines[0] and says in lines[0]
+
+
+def _flip_a_bit_in_the_weights(checkpoint: Path) -> Path:
+    """Flip one bit in the last byte of ``model.safetensors`` (tensor data, not the header:
+    the file still parses and its tensors still fit the config)."""
+    weights = checkpoint / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x10
+    weights.write_bytes(bytes(data))
+    return weights
+
+
+def test_a_flipped_bit_in_the_weights_is_refused_at_build_time(tiny_checkpoint, tmp_path):
+    """Checkpoints carry the sha256 of their weights in config.json (save_checkpoint writes
+    it); loading verifies it, so ``index build`` refuses a damaged file with one line naming
+    it, and nothing is built."""
+    import hashlib
+
+    from gaitsearch.model.checkpoint import CheckpointError, load_checkpoint
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, copy)
+    config = json.loads((copy / "config.json").read_text())
+    digest = hashlib.sha256((copy / "model.safetensors").read_bytes()).hexdigest()
+    assert config["weights_sha256"] == digest
+    good = load_checkpoint(copy).fingerprint
+    weights = _flip_a_bit_in_the_weights(copy)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: sha256 .* does not match"):
+        load_checkpoint(copy)
+    gallery = write_gallery(tmp_path / "g", count=8, seed=6)
+    index_dir = tmp_path / "index"
+    args = ["index", "build", "--data", str(gallery), "--index-dir", str(index_dir)]
+    result = runner.invoke(app, [*args, "--checkpoint", str(copy)])
+    _one_error_line(result, str(weights), "sha256", "damaged")
+    assert result.exit_code == 2
+    assert not index_dir.exists()  # refused before anything was written
+    # Undo the flip: the checksum (never part of the fingerprint) accepts it again.
+    _flip_a_bit_in_the_weights(copy)
+    assert load_checkpoint(copy).fingerprint == good
+
+
+def test_a_checkpoint_saved_without_a_weights_checksum_still_loads(tiny_checkpoint, tmp_path):
+    """Checkpoints saved before the checksum existed (the shipped one, until it is re-saved)
+    load unverified, with the same fingerprint, so indexes built with them keep matching."""
+    from gaitsearch.model.checkpoint import load_checkpoint
+
+    copy = tmp_path / "old"
+    shutil.copytree(tiny_checkpoint, copy)
+    config = json.loads((copy / "config.json").read_text())
+    del config["weights_sha256"]
+    (copy / "config.json").write_text(json.dumps(config))
+    assert load_checkpoint(copy).fingerprint == load_checkpoint(tiny_checkpoint).fingerprint
+    shipped = json.loads(
+        (Path(__file__).resolve().parents[1] / "model/checkpoints/default/config.json").read_text()
+    )
+    if "weights_sha256" not in shipped:
+        load_checkpoint()  # the shipped checkpoint, saved before the checksum, still loads

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -199,3 +200,183 @@ def test_set_current_is_atomic_replace(tmp_path):
         versions.set_current(idx, "v0002")
     assert current_version(idx) == "v0001"
     assert np.array_equal(versions.list_versions(idx), ["v0001"])
+
+
+# --- Issue R: disk full during a build, gc over symbolic links ---------------------------------
+def _files_of(idx: Path, version: str) -> dict[str, str]:
+    from gaitsearch.index.manifest import file_checksum
+
+    vdir = idx / "versions" / version
+    return {p.name: file_checksum(p).sha256 for p in sorted(vdir.iterdir())}
+
+
+def _cli_error_line(output: str) -> str:
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
+def _assert_untouched(idx: Path, before: dict[str, str]) -> None:
+    assert current_version(idx) == "v0001"
+    assert sorted(p.name for p in (idx / "versions").iterdir()) == ["v0001"]
+    assert _files_of(idx, "v0001") == before
+    _answers(idx)
+
+
+@pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="needs Linux /dev/full")
+@pytest.mark.parametrize("full_file", ["metadata.sqlite", "vectors.faiss", "manifest.json.tmp"])
+def test_disk_full_during_build_is_one_line_and_the_live_version_stays(
+    gallery, tiny_checkpoint, tmp_path, monkeypatch, full_file
+):
+    """A real ENOSPC from the kernel, without filling a disk: the new version's directory is
+    created as usual, and one of the files the build writes is planted there first as a
+    symbolic link to ``/dev/full`` (every write(2) to it fails with ENOSPC). So SQLite's own C
+    writes (SQLITE_FULL), FAISS' writer and the manifest's Python writes each meet a full disk.
+    The CLI answers one ``error:`` line naming the file and "no space left on device"; the
+    partial version is removed (the link, never ``/dev/full``), ``CURRENT`` and v0001 are
+    untouched."""
+    from gaitsearch.service.cli import app
+    from typer.testing import CliRunner
+
+    idx = tmp_path / "idx"
+    build_index(gallery, idx, tiny_checkpoint, progress=False)
+    before = _files_of(idx, "v0001")
+    real_staging = versions.staging_path
+
+    def staging_with_a_full_file(index_dir: Path, version: str) -> Path:
+        path = real_staging(index_dir, version)
+        (path / full_file).symlink_to("/dev/full")
+        return path
+
+    monkeypatch.setattr(versions, "staging_path", staging_with_a_full_file)
+    args = ["index", "build", "--data", str(gallery), "--index-dir", str(idx)]
+    result = CliRunner().invoke(app, [*args, "--checkpoint", str(tiny_checkpoint)])
+    assert result.exit_code == 2, result.output
+    line = _cli_error_line(result.output)
+    assert f"v0002.partial/{full_file.removesuffix('.tmp')}" in line, line
+    assert "no space left on device" in line and "CURRENT still names v0001" in line, line
+    assert Path("/dev/full").is_char_device()
+    _assert_untouched(idx, before)
+
+
+@pytest.fixture(scope="module")
+def wordy_gallery(gallery: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``gallery`` with long descriptions, so its metadata.sqlite outgrows vectors.faiss."""
+    root = tmp_path_factory.mktemp("wordy") / "gallery"
+    shutil.copytree(gallery, root)
+    lines = []
+    for line in (gallery / "metadata.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        record["description"] = " and ".join([record["description"]] * 40)
+        lines.append(json.dumps(record))
+    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("crossing", ["metadata.sqlite at creation", "vectors.faiss",
+                                      "metadata.sqlite at commit"])  # fmt: skip
+def test_build_past_the_file_size_limit_is_one_line_and_the_live_version_stays(
+    wordy_gallery, tiny_checkpoint, tmp_path, crossing
+):
+    """Writes refused by the kernel in a real CLI subprocess: ``RLIMIT_FSIZE`` (with SIGXFSZ
+    ignored) makes every write(2) past the limit fail with EFBIG, "file too large", in SQLite's
+    and FAISS' C code as in Python's. The limit is set from the sizes of v0001's files so the
+    failing write is the named one. One ``error:`` line naming the file (SQLite says only
+    "disk I/O error" for EFBIG), no traceback, no partial or new version, v0001 intact."""
+    import resource
+
+    idx = tmp_path / "idx"
+    build_index(wordy_gallery, idx, tiny_checkpoint, progress=False)
+    before = _files_of(idx, "v0001")
+    sizes = {p.name: p.stat().st_size for p in (idx / "versions" / "v0001").iterdir()}
+    # The build writes the SQLite schema, then vectors.faiss, then commits the metadata.
+    assert sizes["vectors.faiss"] < sizes["metadata.sqlite"], sizes
+    limit = {
+        "metadata.sqlite at creation": 4096,
+        "vectors.faiss": sizes["vectors.faiss"] - 1,
+        "metadata.sqlite at commit": sizes["metadata.sqlite"] - 1,
+    }[crossing]
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    cmd = [
+        sys.executable, "-m", "gaitsearch.service.cli", "index", "build",
+        "--data", str(wordy_gallery), "--index-dir", str(idx),
+        "--checkpoint", str(tiny_checkpoint),
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, preexec_fn=limit_file_size, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2, proc.stderr
+    line = _cli_error_line(proc.stderr)
+    name = crossing.split()[0]
+    assert f"v0002.partial/{name}:" in line, line
+    reason = "disk I/O error" if name == "metadata.sqlite" else "file too large"
+    assert reason in line and "CURRENT still names v0001" in line, line
+    _assert_untouched(idx, before)
+
+
+@pytest.fixture
+def fabricated_index(tmp_path) -> tuple[Path, Path]:
+    """Versions v0001-v0003 (v0003 live) as plain directories (gc reads no contents), and an
+    ``outside`` directory of precious files beside the index directory."""
+    idx = tmp_path / "idx"
+    for name in ("v0001", "v0002", "v0003"):
+        (idx / "versions" / name).mkdir(parents=True)
+        (idx / "versions" / name / "vectors.faiss").write_bytes(b"x" * 10)
+    versions.set_current(idx, "v0003")
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "precious.txt").write_text("keep me")
+    (outside / "dir" / "also.txt").write_text("keep me too")
+    return idx, outside
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["version-is-a-link", "version-holds-links", "partial-is-a-link", "versions-is-a-link"],
+)
+def test_gc_never_deletes_through_a_symbolic_link(fabricated_index, tmp_path, layout):
+    from gaitsearch.service.cli import app
+    from typer.testing import CliRunner
+
+    idx, outside = fabricated_index
+    root = idx / "versions"
+    if layout == "version-is-a-link":
+        shutil.move(root / "v0001", outside / "v0001")
+        (root / "v0001").symlink_to(outside / "v0001")
+        expect_skipped, expect_removed = ["v0001"], ["v0002"]
+    elif layout == "version-holds-links":
+        (root / "v0001" / "metadata.sqlite").symlink_to(outside / "precious.txt")
+        (root / "v0001" / "sub").symlink_to(outside / "dir")
+        expect_skipped, expect_removed = ["v0001"], ["v0002"]
+    elif layout == "partial-is-a-link":
+        (root / "v0009.partial").symlink_to(outside / "dir")
+        expect_skipped, expect_removed = ["v0009.partial"], ["v0001", "v0002"]
+    else:  # every version lives outside the index directory, through the link
+        shutil.move(root, outside / "versions")
+        root.symlink_to(outside / "versions")
+        expect_skipped, expect_removed = ["v0001", "v0002"], []
+    keep_files = sorted(p for p in outside.rglob("*"))
+    result = CliRunner().invoke(app, ["index", "gc", "--keep", "1", "--index-dir", str(idx)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    skipped = [line for line in result.output.splitlines() if line.startswith("skipped:")]
+    assert [line.split(":")[1].strip() for line in skipped] == expect_skipped, result.output
+    assert all("symbolic link" in line for line in skipped), skipped
+    removed = ", ".join(expect_removed)
+    assert f"removed {len(expect_removed)} version(s)" in result.output, result.output
+    assert removed in result.output
+    # Nothing outside the index directory changed; the links themselves are still there.
+    assert sorted(p for p in outside.rglob("*")) == keep_files
+    assert (outside / "precious.txt").read_text() == "keep me"
+    assert (outside / "dir" / "also.txt").read_text() == "keep me too"
+    assert current_version(idx) == "v0003" and (root / "v0003").is_dir()
+    for name in expect_skipped:
+        assert (root / name).exists()
+    # The fd-based rmtree (Linux) unlinks a link met while deleting instead of following it,
+    # so a link swapped in after gc's check cannot redirect the deletion either.
+    assert shutil.rmtree.avoids_symlink_attacks
