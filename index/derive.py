@@ -20,6 +20,7 @@ from gaitsearch.index.build import (
     _build_into,
     _embed,
     _load_model,
+    write_vectors,
 )
 from gaitsearch.index.embed_job import EmbeddedBatch
 from gaitsearch.index.faiss_index import BuiltIndex, apply_search_params
@@ -254,7 +255,7 @@ def _derive_ivf(
         recall = recall.model_copy(
             update={"query_source": f"{recall.query_source}, measured on {live.version}"}
         )
-    faiss.write_index(index, str(staging / VECTORS_FILE))
+    write_vectors(index, staging / VECTORS_FILE)
     writer.close({"version": version})
     manifest = IndexManifest(
         version=version,
