@@ -231,12 +231,25 @@ def _harmonic_basis(n: int, fps: float, f: float) -> np.ndarray:
     return np.concatenate(cols, axis=1)
 
 
-def _harmonic_fit(y: np.ndarray, fps: float, f: float) -> np.ndarray:
-    """Coefficients (2 * HARMONICS, K) of cos/sin at k * f after a quadratic trend."""
-    basis = _harmonic_basis(y.shape[0], fps, f)
+def _harmonic_fit(y: np.ndarray, fps: float, f: float, debias: bool = False) -> np.ndarray:
+    """Coefficients (2 * HARMONICS, K) of cos/sin at k * f after a quadratic trend.
+
+    ``debias`` shrinks each harmonic's amplitude by what the fit's residual noise adds to
+    it on average (``A^2 - 4 sigma^2 / T``), so jitter does not read as motion.
+    """
+    n = y.shape[0]
+    basis = _harmonic_basis(n, fps, f)
     gram = basis.T @ basis + np.eye(basis.shape[1]) * 1e-9
     coef = np.linalg.solve(gram, basis.T @ y)
-    return np.asarray(coef[3:])
+    out = np.asarray(coef[3:])
+    if debias and n > basis.shape[1]:
+        resid = y - basis @ coef
+        var = (resid * resid).sum(axis=0) / (n - basis.shape[1])
+        a, b = out[:HARMONICS], out[HARMONICS:]
+        amp2 = a * a + b * b
+        keep = np.sqrt(np.clip(1.0 - 4.0 * var / n / np.maximum(amp2, 1e-18), 0.0, 1.0))
+        out = np.concatenate([a * keep, b * keep])
+    return out
 
 
 _PHASE = np.linspace(0.0, 2 * np.pi, 96, endpoint=False)
@@ -629,7 +642,7 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
     finite = np.isfinite(signals).all(axis=0)
     coef = np.full((2 * HARMONICS, signals.shape[1]), np.nan)
     if finite.any():
-        coef[:, finite] = _harmonic_fit(signals[:, finite], fps, f)
+        coef[:, finite] = _harmonic_fit(signals[:, finite], fps, f, debias=True)
     exc = _excursion(coef)
     if frontal_ok:
         out[_INDEX["sway"]] = _excursion(coef[:, :1], (1, 3))[0] / cos_az
