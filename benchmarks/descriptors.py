@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 import warnings
@@ -212,6 +213,8 @@ def timing(seed: int, n: int = 400, repeats: int = 3) -> dict[str, float]:
         "walks": n,
         "repeats": repeats,
         "est_217k_walks_s": round(per * 217.0, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count() or 0,
     }
 
 
@@ -300,7 +303,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         f"Cost: {t['ms_per_walk_64_frames']} ms of CPU per 64-frame walk (median of "
         f"{t['repeats']} runs over {t['walks']} walks, one core; "
-        f"{t['ms_per_walk_64_frames_wall']} ms wall on the shared machine), "
+        f"{t['ms_per_walk_64_frames_wall']} ms wall on the shared machine, load average "
+        f"{t.get('load_average_1min')} on {t.get('cpus')} cores), "
         f"about {t['est_217k_walks_s']} s of one core for 217k walks.",
         "",
         "Median measured value per attribute value (detector variant, all views pooled "
