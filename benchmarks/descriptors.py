@@ -47,6 +47,7 @@ EXPECTED_VIEW = {"front": "frontal", "back": "frontal", "side": "side", "oblique
 OUT = Path(__file__).resolve().parent / "results" / "descriptors.json"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "descriptors.md"
 BEGIN, END = "<!-- descriptors:begin -->", "<!-- descriptors:end -->"
+CLIP_LENGTHS = (20, 30, 45, 60)
 VARIANT_NOTE = {
     "clean": "exact projection, every joint seen",
     "detector": "the synthetic pose-detector model: jitter, self-occlusion, misses",
@@ -236,6 +237,25 @@ def standing(seed: int, n: int = 200) -> dict[str, float]:
     return out
 
 
+def clip_lengths(seed: int, n: int = 200) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Short tracklets: cadence and speed, measurable fraction and error, by clip length."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for view in ("side", "front"):
+        data = generate(view, n, seed + 200)
+        for length in CLIP_LENGTHS:
+            seqs = [s[:length] for s in data["seqs"]["detector"]]
+            pred = D.measure_many(seqs, data["fps"])
+            cell: dict[str, float | None] = {}
+            for name in ("cadence", "speed"):
+                st = _stats(
+                    pred[:, D.DESCRIPTORS.index(name)], data["truth"][:, D.DESCRIPTORS.index(name)]
+                )
+                cell[f"{name}_measurable"] = st["measurable"]
+                cell[f"{name}_mae"] = st["mae"]
+            out.setdefault(view, {})[str(length)] = cell
+    return out
+
+
 def by_attribute(
     attrs: list[dict[str, str]], pred: np.ndarray, groups: tuple[str, ...] = MOTION_GROUPS
 ) -> dict[str, dict[str, dict[str, float | None]]]:
@@ -299,6 +319,22 @@ def markdown(result: dict[str, Any]) -> str:
         "(should be 0): " + ", ".join(f"{v} {st[v]}" for v in VIEWS) + ".",
         "",
     ]
+    if "clip_lengths" in result:
+        lines += [
+            "Short clips (detector variant, frames at 25 or 30 fps): cadence and speed, "
+            "fraction measurable / median absolute error:",
+            "",
+            "| view | " + " | ".join(f"{k} frames" for k in result["clip_lengths"]["side"]) + " |",
+            "| --- |" + " --- |" * len(result["clip_lengths"]["side"]),
+        ]
+        for view, cells in result["clip_lengths"].items():
+            for name in ("cadence", "speed"):
+                row = " | ".join(
+                    f"{c[name + '_measurable']:.2f} / {_fmt(c[name + '_mae'])}"
+                    for c in cells.values()
+                )
+                lines.append(f"| {view} {name} | {row} |")
+        lines.append("")
     t = result["timing"]
     lines += [
         f"Cost: {t['ms_per_walk_64_frames']} ms of CPU per 64-frame walk (median of "
@@ -375,6 +411,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 all_pred.append(pred)
     result["view_of"] = views_seen
     result["standing"] = standing(args.seed)
+    result["clip_lengths"] = clip_lengths(args.seed)
     result["by_attribute"] = by_attribute(all_attrs, np.concatenate(all_pred))
     result["timing"] = timing(args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ How (docs/descriptors.md explains each step and has the validation):
 - **Cadence** is the frequency of the left-minus-right ankle and knee separation (the
   stride frequency, visible in every view), found by least-squares sinusoid fits over a
   frequency grid to the separation and to its swap-blind square; weak periodicity, a frozen
-  skeleton or under one gait cycle give NaN.
+  skeleton or under 1.5 gait cycles give NaN.
 - **Gait-cycle amplitudes** (arm swing, foot clearance, bounce, sway, asymmetry) come from a
   fit of 4 harmonics of that frequency plus a quadratic trend to each signal: a low-pass at
   the gait's own harmonics that ignores detector jitter and perspective drift.
@@ -95,7 +95,7 @@ OBLIQUE_MAX_COS = 0.8  # |cos(azimuth)| of a walker classed oblique is taken as 
 HEAD_OFFSET_DEG = 30.5  # neck-to-nose line ahead of the trunk axis with the head neutral
 MIN_FRAMES = 16
 MAX_FRAMES = 300  # longer clips are measured on their middle 300 frames (10-12 s)
-MIN_CYCLES = 1.0  # gait cycles a clip needs for the cycle descriptors
+MIN_CYCLES = 1.5  # gait cycles a clip needs for the cycle descriptors (fewer: octave errors)
 MIN_ANKLE_SWING = 0.015  # ankle fundamental (body heights) below which asymmetry is NaN
 FULL_ANKLE_SWING = 0.05  # ... and below which its ratios are weighed down
 MIN_FPS = 8.0  # below it the step frequency (up to 3.6 Hz) aliases: no cycle descriptors
