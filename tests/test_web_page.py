@@ -96,7 +96,9 @@ def test_search_animate_more_like_this_and_screenshot(browser, server):
     second_id = page.get_attribute(".result:nth-child(2)", "data-id")
     page.click(".result:nth-child(2) .more")
     page.wait_for_function(
-        "id => document.querySelector('#status').textContent.includes('walks like ' + id)",
+        # the summary after rendering ("6 walks like ID in 3.1 ms"), not the "Finding walks
+        # like ID…" shown while the request is in flight (the old results are still drawn)
+        "id => document.querySelector('#status').textContent.includes('walks like ' + id + ' in ')",
         arg=second_id,
         timeout=20_000,
     )
