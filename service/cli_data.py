@@ -113,3 +113,72 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback
                 fail(f"{data}: {exc}")
         typer.echo(json.dumps({"data": str(data), "described": n, "llm": llm}))
+
+
+BVH_HELP = (
+    "Import BVH motion capture as 2D OpenPose-18 windows seen from several cameras.\n\n"
+    "Each FILE (HIERARCHY + MOTION, any channel order) goes through forward kinematics; its "
+    "joints are mapped by name onto OpenPose-18 (CMU, CMU-Daz, 100STYLE, Mixamo-like "
+    "skeletons; nose, eyes and ears placed on the head), seen by orthographic cameras at the "
+    "front, oblique and side of the walking direction (from the root trajectory, per window), "
+    "resampled to --fps and cut into --window-frame windows every --stride frames. --labels is "
+    "a CSV (rows: file,attribute=value,...) or JSON ({file: {attribute: value}}) table; pairs "
+    "in the gaitsearch vocabulary (or aliases such as label=angry -> emotion=angry) become "
+    "attributes, all labels stay in attributes['bvh']. Every window records its clip and "
+    "view. The gallery is written to a temporary directory and renamed to --out when done."
+)
+
+
+def register_import(import_app: typer.Typer) -> None:
+    """Add ``import bvh`` to the ``import`` group (next to ``import densegait``)."""
+
+    @import_app.command("bvh", help=BVH_HELP)
+    def import_bvh_cmd(
+        files: list[Path] = typer.Argument(..., help="BVH files (or directories of them)."),
+        out: Path = typer.Option(..., "--out", help="Gallery directory to create (empty)."),
+        labels: Path | None = typer.Option(None, "--labels", help="CSV or JSON label table."),
+        fps: float = typer.Option(25.0, "--fps", min=5.0, max=120.0, help="Output frame rate."),
+        window: int = typer.Option(64, "--window", min=8, help="Frames per window."),
+        stride: int = typer.Option(32, "--stride", min=1, help="Frames between windows."),
+        views: str = typer.Option(
+            "front,oblique,side",
+            "--views",
+            help="Cameras, comma-separated: front, oblique, side, back.",
+        ),
+        max_windows: int = typer.Option(
+            0, "--max-windows", min=0, help="At most this many windows per clip (0: all)."
+        ),
+        strict: bool = typer.Option(False, help="Refuse the import at the first bad file."),
+    ) -> None:
+        from gaitsearch.model.bvh import BvhError, import_bvh
+        from gaitsearch.model.gallery import GalleryError
+        from rich.progress import Progress
+
+        paths: list[Path] = []
+        for f in files:
+            paths.extend(sorted(f.glob("*.bvh")) if f.is_dir() else [f])
+        with Progress(transient=True) as progress:
+            task = progress.add_task("importing", total=len(paths))
+            try:
+                report = import_bvh(
+                    paths,
+                    labels,
+                    out,
+                    fps=fps,
+                    window=window,
+                    stride=stride,
+                    views=[v.strip() for v in views.split(",") if v.strip()],
+                    strict=strict,
+                    on_progress=lambda n: progress.update(task, completed=n),
+                    max_windows=max_windows or None,
+                )
+            except (BvhError, GalleryError, OSError) as exc:
+                fail(str(exc).splitlines()[0])
+        for line in report.problems[:20]:
+            typer.secho(f"skipped: {line}", err=True)
+        typer.echo(
+            json.dumps(
+                {"out": str(out), "clips": report.clips, "windows": report.ok,
+                 "skipped": report.skipped}
+            )
+        )  # fmt: skip

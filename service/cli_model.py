@@ -240,4 +240,7 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"skipped: {line}", err=True)
         typer.echo(json.dumps({"out": str(out), "imported": report.ok, "skipped": report.skipped}))
 
+    from gaitsearch.service.cli_data import register_import
+
+    register_import(import_app)
     app.add_typer(import_app, name="import")
