@@ -194,6 +194,11 @@ def parse_bvh(text: str, where: str = "bvh") -> Bvh:
                 )
             channels[stack[-1]] = chans
             i += 2 + int(count)
+            if i < len(tokens) and tokens[i] in _CHANNELS:
+                raise BvhError(
+                    f"{where}: joint {names[stack[-1]]!r} declares {int(count)} channels but "
+                    f"lists more ({' '.join(chans)} {tokens[i]} ...)"
+                )
         else:
             raise BvhError(f"{where}: unexpected {tok!r} in the hierarchy")
     if stack:
@@ -218,19 +223,18 @@ def parse_bvh(text: str, where: str = "bvh") -> Bvh:
     if len(rows) < n_frames:
         raise BvhError(f"{where}: truncated: header says {n_frames} frames, found {len(rows)}")
     rows = rows[:n_frames]
+    lengths = [len(ln.split()) for ln in rows]
+    wrong = next((k for k, n in enumerate(lengths) if n != width), None)
+    if wrong is not None:
+        raise BvhError(
+            f"{where}: the hierarchy declares {width} channels but motion frame {wrong + 1} "
+            f"has {lengths[wrong]} values"
+        )
     try:
         motion = np.array([[float(v) for v in ln.split()] for ln in rows], dtype=np.float64)
     except ValueError as exc:
         frame = next(k for k, ln in enumerate(rows) if not _numeric(ln))
         raise BvhError(f"{where}: non-numeric value in motion frame {frame + 1}") from exc
-    except Exception as exc:  # ragged rows
-        raise BvhError(f"{where}: motion frames of unequal length") from exc
-    if motion.ndim != 2 or (n_frames and motion.shape[1] != width):
-        counts = {len(ln.split()) for ln in rows}
-        raise BvhError(
-            f"{where}: the hierarchy declares {width} channels but motion frames have "
-            f"{sorted(counts)} values"
-        )
     if not np.isfinite(motion).all():
         raise BvhError(f"{where}: non-finite value in the motion data")
     return Bvh(names, parents, np.asarray(offsets, float), channels, end_sites, frame_time,
@@ -613,10 +617,11 @@ def import_bvh(
                 if on_progress:
                     on_progress(k + 1)
         if report.ok == 0:
-            raise BvhError(
-                f"{out}: nothing imported"
-                + (f" (first problem: {report.problems[0]})" if report.problems else "")
+            first = report.problems[0] if report.problems else f"{out}: no windows"
+            more = (
+                f"; {len(report.problems) - 1} more bad files" if len(report.problems) > 1 else ""
             )
+            raise BvhError(f"{first} (nothing imported{more})")
         if out.exists():
             out.rmdir()
         tmp.replace(out)
