@@ -103,8 +103,11 @@ function showUnderstood(understood) {
     row.className = "row understood-terms";
     row.append(chip("understood:", "label"));
     for (const t of terms) {
-      const c = chip(`${String(t.value).replace(/_/g, " ")}`, "term");
-      c.title = `${t.name} = ${t.value} (confidence ${Math.round(t.confidence * 100)}%)`;
+      const measured = t.kind === "measured";
+      const text = measured ? `${t.name} ${t.value}` : String(t.value);
+      const c = chip(text.replace(/_/g, " "), measured ? "term measured" : "term");
+      c.title = `${t.name} = ${t.value} (${measured ? "measured from the keypoints, " : ""}` +
+        `confidence ${Math.round(t.confidence * 100)}%)`;
       row.appendChild(c);
     }
     understoodBox.appendChild(row);
