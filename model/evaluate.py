@@ -127,6 +127,18 @@ def embed_gallery(
     return EmbeddedGallery([r.id for r in kept], kept, vecs)
 
 
+def _relevant_ranks(row: np.ndarray, relevant: Sequence[int]) -> np.ndarray:
+    """Sorted 1-based ranks of the ``relevant`` columns in the ranking by descending ``row``
+    (stable: ties keep column order)."""
+    rel_idx = np.asarray(sorted(set(relevant)), dtype=np.int64)
+    if rel_idx.size == 0:
+        return rel_idx
+    order = np.argsort(-row, kind="stable")
+    positions = np.empty(len(row), dtype=np.int64)
+    positions[order] = np.arange(1, len(row) + 1)
+    return np.sort(positions[rel_idx])
+
+
 def ranking_metrics(
     scores: np.ndarray, relevant: Sequence[Sequence[int]], ks: Sequence[int] = RECALL_KS
 ) -> dict[str, float]:
@@ -134,13 +146,9 @@ def ranking_metrics(
     recalls: dict[int, list[float]] = {k: [] for k in ks}
     aps, first_ranks = [], []
     for row, rel in zip(scores, relevant, strict=True):
-        rel_idx = np.asarray(sorted(set(rel)), dtype=np.int64)
-        if rel_idx.size == 0:
+        ranks = _relevant_ranks(row, rel)
+        if ranks.size == 0:
             continue
-        order = np.argsort(-row, kind="stable")
-        positions = np.empty(len(row), dtype=np.int64)
-        positions[order] = np.arange(1, len(row) + 1)
-        ranks = np.sort(positions[rel_idx])  # 1-based ranks of the relevant items
         first_ranks.append(int(ranks[0]))
         aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
         for k in ks:
@@ -186,14 +194,9 @@ def average_precisions(scores: np.ndarray, relevant: Sequence[Sequence[int]]) ->
     """Per-query AP of the rankings by descending ``scores`` (as :func:`ranking_metrics`)."""
     out = np.zeros(len(relevant), dtype=np.float64)
     for q, (row, rel) in enumerate(zip(scores, relevant, strict=True)):
-        rel_idx = np.asarray(sorted(set(rel)), dtype=np.int64)
-        if rel_idx.size == 0:
-            continue
-        order = np.argsort(-row, kind="stable")
-        positions = np.empty(len(row), dtype=np.int64)
-        positions[order] = np.arange(1, len(row) + 1)
-        ranks = np.sort(positions[rel_idx])
-        out[q] = float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+        ranks = _relevant_ranks(row, rel)
+        if ranks.size:
+            out[q] = float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
     return out
 
 
