@@ -39,16 +39,6 @@ VIEW_AZIMUTH = {"front": 0.0, "oblique": 45.0, "side": 90.0, "back": 180.0}
 BODY_PIXELS = 320.0  # head top to ankle, in pixels (a person in a 1280x720 frame)
 IMAGE_CENTER = (640.0, 360.0)
 
-# Groups the vocabulary is growing into (issue F); accepted even before attributes.py has them.
-PLANNED: dict[str, tuple[str, ...]] = {
-    "energy": ("neutral", "tired", "lively", "confident"),
-    "emotion": ("neutral", "sad", "happy", "angry", "proud", "fearful"),
-    "posture": ("normal", "hunched", "upright", "head_down"),
-    "step": ("normal", "shuffling", "stomping", "bouncy", "long_strides", "short_steps",
-             "on_toes"),
-    "arm_swing": ("normal", "wide", "stiff", "none"),
-    "style": ("none", "hip_sway", "swagger", "marching", "staggering", "sneaking"),
-}  # fmt: skip
 
 # Free labels (any key, or as the value of ``label=``/``style=``/``emotion=``) -> (group, value).
 ALIASES: dict[str, tuple[str, str]] = {
@@ -464,16 +454,9 @@ def windows(n: int, length: int, stride: int) -> list[int]:
 # ---------------------------------------------------------------------------- labels
 
 
-def _vocabulary() -> dict[str, tuple[str, ...]]:
-    vocab = dict(PLANNED)
-    for group, values in ATTRIBUTES.items():
-        vocab[group] = tuple(dict.fromkeys((*values, *vocab.get(group, ()))))
-    return vocab
-
-
 def map_labels(labels: Mapping[str, str]) -> dict[str, Any]:
     """Vocabulary attributes from ``{attribute: value}`` labels; raw labels in ``bvh``."""
-    vocab = _vocabulary()
+    vocab = ATTRIBUTES
     attrs: dict[str, Any] = {}
     for key, value in labels.items():
         k, v = key.strip().lower(), str(value).strip().lower().replace(" ", "_")
