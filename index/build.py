@@ -150,7 +150,14 @@ def _embed(
 
         if engine == "local":
             yield from embed_local(
-                data_dir, model, batch_size, report, strict, advance, precision=precision
+                data_dir,
+                model,
+                batch_size,
+                report,
+                strict,
+                advance,
+                precision=precision,
+                workers=workers,
             )
         else:
             from gaitsearch.index.ray_job import embed_ray

@@ -287,3 +287,42 @@ def test_cli_add_remove_gc_and_errors(gallery, tiny_checkpoint, tmp_path, monkey
     bad_kind = runner.invoke(app, ["index", "build", "--data", str(gallery), "--kind", "lsh"])
     assert bad_kind.exit_code == 2 and "lsh" in bad_kind.output
     assert current_version(tmp_path / "idx") == "v0003"
+
+
+def _embed_all(gallery: Path, model, **kwargs):
+    from gaitsearch.index.embed_job import embed_local
+    from gaitsearch.model.gallery import GalleryReport
+
+    report = GalleryReport()
+    batches = list(embed_local(gallery, model, 16, report, **kwargs))
+    ids = [r.id for b in batches for r in b.records]
+    paths = [p for b in batches for p in b.paths]
+    vectors = np.concatenate([b.vectors for b in batches])
+    return ids, paths, vectors, report
+
+
+def test_worker_processes_give_the_in_process_vectors_and_problems(tmp_path):
+    """The local engine's process pool (the default on big galleries) embeds exactly what
+    the in-process path does, in gallery order, and reports the same bad files."""
+    from gaitsearch.model.checkpoint import load_checkpoint
+
+    gallery = make_gallery(tmp_path / "g", 70)
+    (gallery / "sequences" / "g00005.npy").write_bytes(b"\x93NUMPY truncated")
+    (gallery / "sequences" / "g00040.npy").unlink()
+    model = load_checkpoint(None)  # the shipped one: measured groups included
+    ids1, paths1, v1, r1 = _embed_all(gallery, model, workers=1)
+    ids2, paths2, v2, r2 = _embed_all(gallery, model, workers=2, pool_min=0)
+    assert len(ids1) == 68 and ids2 == ids1 and paths2 == paths1
+    assert np.array_equal(v1, v2)
+    assert (r2.ok, r2.skipped) == (r1.ok, r1.skipped) == (68, 2)
+    assert sorted(r2.problems) == sorted(r1.problems)
+
+
+def test_worker_processes_refuse_a_bad_file_when_strict(tmp_path):
+    from gaitsearch.model.checkpoint import load_checkpoint
+    from gaitsearch.model.gallery import GalleryError
+
+    gallery = make_gallery(tmp_path / "g", 40)
+    (gallery / "sequences" / "g00030.npy").unlink()
+    with pytest.raises(GalleryError, match="g00030"):
+        _embed_all(gallery, load_checkpoint(None), workers=2, pool_min=0, strict=True)
