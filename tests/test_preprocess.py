@@ -181,3 +181,27 @@ def test_prepare_batch_shapes_and_masks() -> None:
     np.testing.assert_array_equal(batch, again)
     aug, _ = prepare_batch(seqs, [25.0, 25.0], config, np.random.default_rng(0), 1.0, 0.0)
     assert not np.array_equal(aug, batch)
+
+
+def test_batched_inference_preprocessing_equals_the_per_walk_path():
+    """``prepare_batch`` without an rng normalises the whole batch at once; every number
+    equals the per-walk ``resample`` + ``normalise`` path, hard cases included."""
+    config = PreprocessConfig(n_frames=32, target_fps=12.5)
+    seqs, rates = [], []
+    for k in range(48):
+        seq = _sequence(k, frames=20 + 7 * k % 90, missing=0.3 if k % 3 else 0.0)
+        if k % 8 == 1:
+            seq[:, J["neck"], 2] = 0.0  # no neck: the pelvis alone
+        if k % 8 == 2:
+            seq[:, [J["r_hip"], J["l_hip"]], 2] = 0.0  # no hips: the neck centres
+        if k % 8 == 3:
+            seq[:, :, 2] = 0.0  # nothing detected: the fallback height
+        seqs.append(seq)
+        rates.append(25.0 if k % 2 else 30.0)
+    x, mask = prepare_batch(seqs, rates, config)
+    for i, (seq, rate) in enumerate(zip(seqs, rates, strict=True)):
+        frames, m = resample(seq.astype(np.float32), rate, config)
+        frames = normalise(frames, config)
+        frames[~m] = 0.0
+        assert np.array_equal(mask[i], m)
+        assert np.array_equal(x[i], frames.reshape(config.n_frames, -1)), i
