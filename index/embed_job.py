@@ -232,6 +232,12 @@ class EmbedWorkerError(RuntimeError):
     """A worker process failed or died; the message says how."""
 
 
+# Each worker computes on one thread (torch.set_num_threads(1) in the worker; these before
+# numpy and torch load): the workers themselves fill the cores, and BLAS or OpenMP threads on
+# top of them would only contend (OpenBLAS defaults to one thread per core).
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 class _Worker:
     """One ``gaitsearch.index.embed_worker`` subprocess and its two pipes."""
 
@@ -247,6 +253,7 @@ class _Worker:
                 pass_fds=(task_r, result_w),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                env={**os.environ, **_ONE_THREAD},
             )  # fmt: skip
         finally:
             os.close(task_r)

@@ -123,20 +123,31 @@ _LIMBS = (  # (right chain, left chain): hip, knee, ankle; shoulder, elbow, wris
 def _fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Linear interpolation of ``x`` (T, ...) over time where ``valid`` is False.
 
-    Ends take the nearest valid value; a column never valid stays NaN.
+    Ends take the nearest valid value; a column never valid stays NaN. Only the columns with
+    a gap are computed (the others are returned as they are, which the interpolation would
+    give exactly: most joints of a walk are seen in every frame).
     """
     t = x.shape[0]
-    idx = np.arange(t).reshape((t,) + (1,) * (x.ndim - 1))
-    prev = np.maximum.accumulate(np.where(valid, idx, -1), axis=0)
-    nxt = np.minimum.accumulate(np.where(valid, idx, t)[::-1], axis=0)[::-1]
+    valid = np.broadcast_to(valid, x.shape)
+    flat_x = x.reshape(t, -1)
+    flat_v = valid.reshape(t, -1)
+    gaps = np.nonzero(~flat_v.all(axis=0))[0]
+    if gaps.size == 0:
+        return x.copy()
+    xs, vs = flat_x[:, gaps], flat_v[:, gaps]
+    idx = np.arange(t)[:, None]
+    prev = np.maximum.accumulate(np.where(vs, idx, -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(vs, idx, t)[::-1], axis=0)[::-1]
     lo = np.where(prev >= 0, prev, nxt)
     hi = np.where(nxt < t, nxt, prev)
     never = lo >= t
     lo, hi = np.clip(lo, 0, t - 1), np.clip(hi, 0, t - 1)
-    xl, xh = np.take_along_axis(x, lo, 0), np.take_along_axis(x, hi, 0)
+    cols = np.arange(len(gaps))[None, :]
+    xl, xh = xs[lo, cols], xs[hi, cols]
     w = np.where(hi > lo, (idx - lo) / np.maximum(hi - lo, 1), 0.0)
-    out = xl + (xh - xl) * w
-    return np.where(never, np.nan, out)
+    out = flat_x.copy()
+    out[:, gaps] = np.where(never, np.nan, xl + (xh - xl) * w)
+    return out.reshape(x.shape)
 
 
 @lru_cache(maxsize=64)  # at most 64 x 2 x 141 x 300 floats: about 40 MB

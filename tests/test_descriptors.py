@@ -244,3 +244,31 @@ def test_a_camera_looking_down_steeply_does_not_inflate_speed() -> None:
     speed = params.speed / params.height
     assert np.median(np.abs(got[:, COL["speed"]] / speed - 1)) < 0.07
     assert np.median(np.abs(got[:, COL["trunk_lean"]] - np.degrees(params.lean))) < 2.0
+
+
+def test_gap_filling_only_touches_columns_with_gaps_and_matches_full_interpolation():
+    """``_fill`` computes only the columns with a gap; every value equals the plain linear
+    interpolation over all columns (what it did before), ends and never-seen joints too."""
+    from gaitsearch.model.descriptors import _fill
+
+    def reference(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        t = x.shape[0]
+        idx = np.arange(t).reshape((t,) + (1,) * (x.ndim - 1))
+        prev = np.maximum.accumulate(np.where(valid, idx, -1), axis=0)
+        nxt = np.minimum.accumulate(np.where(valid, idx, t)[::-1], axis=0)[::-1]
+        lo = np.where(prev >= 0, prev, nxt)
+        hi = np.where(nxt < t, nxt, prev)
+        never = lo >= t
+        lo, hi = np.clip(lo, 0, t - 1), np.clip(hi, 0, t - 1)
+        xl, xh = np.take_along_axis(x, lo, 0), np.take_along_axis(x, hi, 0)
+        w = np.where(hi > lo, (idx - lo) / np.maximum(hi - lo, 1), 0.0)
+        return np.where(never, np.nan, xl + (xh - xl) * w)
+
+    rng = np.random.default_rng(3)
+    for p_missing in (0.0, 0.1, 0.6):
+        x = rng.normal(size=(57, 18, 2)) * 100
+        valid = rng.random((57, 18, 1)) >= p_missing
+        valid[:, 4] = False  # a joint never seen
+        x = np.where(valid, x, np.nan)
+        got, want = _fill(x, valid), reference(x, np.broadcast_to(valid, x.shape))
+        assert np.array_equal(got, want, equal_nan=True)
