@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,scale]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,scale,lean]"
 	touch $(STAMP)
 
 # Debian's chromium for the web page test (Playwright drives it; no browser download).

@@ -42,7 +42,57 @@ def resolve_text_encoder(name_or_path: str) -> str:
     return name_or_path
 
 
-class TextEncoder:
+def fingerprint_of(vecs: np.ndarray, dim: int, pooling: str | None) -> str:
+    """An encoder's identity: its embeddings of :data:`FINGERPRINT_SENTENCES`."""
+    digest = hashlib.sha256()
+    digest.update(f"{dim}|{pooling}|".encode())
+    # Rounded so that harmless float noise across machines keeps the same fingerprint.
+    digest.update(np.round(vecs, 2).astype(np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+class QueryLRU:
+    """:meth:`encode_cached`: ``encode`` behind an LRU of single texts (any text encoder)."""
+
+    dim: int
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        raise NotImplementedError
+
+    def _init_cache(self, cache_size: int) -> None:
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def encode_cached(self, texts: list[str]) -> np.ndarray:
+        """Like :meth:`encode` but answers repeated texts from the LRU cache."""
+        missing = []
+        with self._lock:
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                    self.cache_hits += 1
+                elif text not in missing:
+                    missing.append(text)
+                    self.cache_misses += 1
+        if missing:
+            fresh = self.encode(missing)
+            with self._lock:
+                for text, vec in zip(missing, fresh, strict=True):
+                    self._cache[text] = vec
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+            lookup = dict(zip(missing, fresh, strict=True))
+        else:
+            lookup = {}
+        with self._lock:
+            rows = [lookup[t] if t in lookup else self._cache[t] for t in texts]
+        return np.stack(rows).astype(np.float32, copy=False)
+
+
+class TextEncoder(QueryLRU):
     """Batch sentence encoding with an LRU cache of single-query embeddings."""
 
     def __init__(
@@ -92,11 +142,7 @@ class TextEncoder:
         if dim is None:
             raise TextEncoderError(f"text encoder {name_or_path!r} reports no embedding dimension")
         self.dim = int(dim)
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self.cache_hits = 0
-        self.cache_misses = 0
+        self._init_cache(cache_size)
         self.fingerprint = self._fingerprint()
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -112,38 +158,8 @@ class TextEncoder:
         )
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def encode_cached(self, texts: list[str]) -> np.ndarray:
-        """Like :meth:`encode` but answers repeated texts from the LRU cache."""
-        missing = []
-        with self._lock:
-            for text in texts:
-                if text in self._cache:
-                    self._cache.move_to_end(text)
-                    self.cache_hits += 1
-                elif text not in missing:
-                    missing.append(text)
-                    self.cache_misses += 1
-        if missing:
-            fresh = self.encode(missing)
-            with self._lock:
-                for text, vec in zip(missing, fresh, strict=True):
-                    self._cache[text] = vec
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
-            lookup = dict(zip(missing, fresh, strict=True))
-        else:
-            lookup = {}
-        with self._lock:
-            rows = [lookup[t] if t in lookup else self._cache[t] for t in texts]
-        return np.stack(rows).astype(np.float32, copy=False)
-
     def _fingerprint(self) -> str:
-        vecs = self.encode(list(FINGERPRINT_SENTENCES))
-        digest = hashlib.sha256()
-        digest.update(f"{self.dim}|{self.pooling}|".encode())
-        # Rounded so that harmless float noise across machines keeps the same fingerprint.
-        digest.update(np.round(vecs, 2).astype(np.float32).tobytes())
-        return digest.hexdigest()[:16]
+        return fingerprint_of(self.encode(list(FINGERPRINT_SENTENCES)), self.dim, self.pooling)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -166,18 +182,25 @@ def _pooling_mode(model: Any) -> str:
     return "unknown"
 
 
-_SHARED: dict[tuple[str, str | None], TextEncoder] = {}
+_SHARED: dict[tuple[str, str | None], Any] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def load_text_encoder(
-    name_or_path: str = DEFAULT_TEXT_ENCODER, pooling: str | None = None
-) -> TextEncoder:
-    """One encoder per (name, pooling) per process."""
-    key = (name_or_path, pooling)
+def load_text_encoder(name_or_path: str = DEFAULT_TEXT_ENCODER, pooling: str | None = None) -> Any:
+    """One encoder per (name, pooling) per process: a :class:`TextEncoder`, or a
+    :class:`~gaitsearch.model.static_encoder.StaticTextEncoder` for a static recipe name or a
+    model2vec directory (``pooling`` does not apply to those)."""
+    from gaitsearch.model.static_encoder import POOLING, StaticTextEncoder, is_static_name
+
+    static = is_static_name(name_or_path)
+    key = (name_or_path, POOLING if static else pooling)
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = TextEncoder(name_or_path, pooling=pooling)
+            _SHARED[key] = (
+                StaticTextEncoder(name_or_path)
+                if static
+                else TextEncoder(name_or_path, pooling=pooling)
+            )
         return _SHARED[key]
 
 

@@ -10,7 +10,14 @@ import logging
 import os
 
 import typer
-from gaitsearch.service import cli_data, cli_index, cli_model, cli_serve, cli_understanding
+from gaitsearch.service import (
+    cli_data,
+    cli_index,
+    cli_lean,
+    cli_model,
+    cli_serve,
+    cli_understanding,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,6 +46,7 @@ cli_model.register(app)
 cli_index.register(app)
 cli_serve.register(app)
 cli_understanding.register(app)
+cli_lean.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

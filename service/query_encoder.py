@@ -11,6 +11,11 @@ index, so it is opt-in.
 only): top-10 overlap 0.98 and faster in a benchmark loop on one core, but no faster than
 ``onnx`` inside the service on two cores (measured with benchmarks/load.py), so opt-in too.
 
+``static``: chosen by itself whatever the backend setting, for a static (model2vec) text
+encoder (:mod:`gaitsearch.model.static_encoder`, a lean checkpoint): its own ``encode`` is
+already the lean path (a tokenizer and a table gather, ~60 µs per query), there is no
+transformer to export, and nothing to check it against.
+
 Every lean path is accepted only after a check against the reference on fixed sentences
 (cosine >= 0.999; 0.98 for int8); a failing one steps down (int8/bf16 → onnx → torch) and
 the log says so. benchmarks/query_encoder.py measures speed, cosine and top-10 overlap.
@@ -186,7 +191,20 @@ class OnnxQueryEncoder:
         return _pool(hidden, batch["attention_mask"], self.pooling)
 
 
-QueryEncoderImpl = TorchQueryEncoder | TorchBf16QueryEncoder | OnnxQueryEncoder
+class StaticQueryEncoder:
+    """A static text encoder's own ``encode`` (the text encoder is the lean path)."""
+
+    backend = "static"
+
+    def __init__(self, text_encoder: Any) -> None:
+        self.text_encoder = text_encoder
+        self.dim = int(text_encoder.dim)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.text_encoder.encode(list(texts))
+
+
+QueryEncoderImpl = TorchQueryEncoder | TorchBf16QueryEncoder | OnnxQueryEncoder | StaticQueryEncoder
 BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 
 
@@ -197,10 +215,14 @@ def build_query_encoder(
 
     Candidates are tried in order and the first that agrees with the reference on the check
     sentences is used: ``torch-bf16`` → bf16 (native bf16 CPUs only), ONNX fp32;
-    ``onnx-int8`` → int8, ONNX fp32; ``onnx`` → ONNX fp32; then torch.
+    ``onnx-int8`` → int8, ONNX fp32; ``onnx`` → ONNX fp32; then torch. A static text
+    encoder is its own lean path (:class:`StaticQueryEncoder`, whatever ``backend`` says).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown encoder backend {backend!r}; choose from {BACKENDS}")
+    if getattr(text_encoder, "static", False):
+        log.info("static text encoder: its own encode is the query path (backend ignored)")
+        return StaticQueryEncoder(text_encoder)
     reference = TorchQueryEncoder(text_encoder)
     if backend == "torch":
         return reference
