@@ -101,11 +101,15 @@ def _tree_rss(root: int) -> tuple[int, int]:
     return total, biggest
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_measured(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, Any]:
     """Run ``cmd``; wall time, CPU time and peak RSS (process tree sum and largest process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = {"tree": 0, "single": 0}
     done = threading.Event()
 
@@ -126,8 +130,9 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str,
         raise SystemExit(f"error: {' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     children_max = after.ru_maxrss * 1024
-    # CPU seconds of the build process itself (Ray's raylet and workers are not its children
-    # to wait for, so for Ray this undercounts); a load-independent measure of the work.
+    # CPU seconds of the build process and the descendants it waited for (the local
+    # engine's worker processes included; Ray's raylet and workers are not its children to
+    # wait for, so for Ray this undercounts): a load-independent measure of the work.
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "wall_s": round(wall, 2),
@@ -142,7 +147,7 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str,
 
 def cli_build(
     data: Path, index_dir: Path, checkpoint: str | None, engine: str, workers: int | None,
-    kind: str, batch_size: int, precision: str = "fp32",
+    kind: str, batch_size: int, precision: str = "fp32", env: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     cmd = [
         sys.executable, "-m", "gaitsearch.service.cli", "index", "build",
@@ -153,7 +158,9 @@ def cli_build(
         cmd += ["--checkpoint", checkpoint]
     if workers:
         cmd += ["--workers", str(workers)]
-    result = run_measured(cmd)
+    # Outside the checkout, so that PYTHONPATH in ``env`` decides which package is imported
+    # (python -m puts the working directory, with its gaitsearch/, first on sys.path).
+    result = run_measured(cmd, env, cwd=Path(tempfile.gettempdir()) if env else None)
     from gaitsearch.index.loaded_index import current_version
     from gaitsearch.index.manifest import IndexManifest
     from gaitsearch.index.versions import version_path
@@ -175,6 +182,24 @@ def cli_build(
         recall_at_10=manifest.recall.recall_at_10 if manifest.recall else None,
     )
     return result
+
+
+def compare_baseline(sub: Path, tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Local engine, default settings, with an older package (``--baseline-src`` first on
+    ``PYTHONPATH``) and with this checkout, alternating, so both see the same load."""
+    out = []
+    count = gallery_size(sub)
+    for rnd in range(args.baseline_rounds):
+        for label in ("baseline", "current"):
+            env = dict(os.environ)
+            if label == "baseline":
+                env["PYTHONPATH"] = str(args.baseline_src.resolve())
+            res = cli_build(sub, tmp / f"idx-{label}-{rnd}", args.checkpoint, "local", None,
+                            "flat", args.batch_size, "fp32", env)  # fmt: skip
+            res.update(code=label, round=rnd, cpu_ms_per_walk=round(res["cpu_s"] / count * 1e3, 3))
+            print(f"{label} round {rnd}: {res}", file=sys.stderr)
+            out.append(res)
+    return out
 
 
 # -- FAISS kinds ----------------------------------------------------------------------------
@@ -249,6 +274,21 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{e['peak_rss_tree_mb']} | {e['peak_rss_single_mb']} |"
             )
         lines.append("")
+    if doc.get("baseline"):
+        b0 = doc["baseline"][0]
+        lines += [
+            f"Same-session comparison ({b0['count']} sequences, local engine, default "
+            "settings, `--kind flat`; runs alternate so both codes see the same load):",
+            "",
+            "| code | round | wall s | CPU s (tree) | CPU ms/walk | embed seq/s | load after |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for b in doc["baseline"]:
+            lines.append(
+                f"| {b['code']} | {b['round']} | {b['wall_s']} | {b['cpu_s']} | "
+                f"{b['cpu_ms_per_walk']} | {b['embed_seq_per_s']} | {b['loadavg_1m_after']} |"
+            )
+        lines.append("")
     if doc.get("full"):
         f = doc["full"]
         lines += [
@@ -300,6 +340,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--precision", default="fp32", help="precision of the full reindex")
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="a copy of an older gaitsearch package (DIR/gaitsearch/...): "
+                        "the local engine with it and with this checkout, alternating "
+                        "--baseline-rounds times on the --engine-count subset")  # fmt: skip
+    parser.add_argument("--baseline-rounds", type=int, default=2)
+    parser.add_argument("--engines", default="local:fp32,local:bf16,ray1:fp32,ray2:fp32",
+                        help="engine runs on the subset ('' = none)")  # fmt: skip
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="earlier JSON outputs for parts this run skips")  # fmt: skip
     args = parser.parse_args()
@@ -319,8 +366,12 @@ def main() -> None:
             sub = data if args.engine_count >= n else subset_gallery(
                 data, args.engine_count, Path(tmp) / "subset"
             )  # fmt: skip
-            runs = [("local", None, "fp32"), ("local", None, "bf16"),
-                    ("ray", 1, "fp32"), ("ray", 2, "fp32")]  # fmt: skip
+            runs = []
+            for spec in filter(None, args.engines.split(",")):
+                name, precision = spec.split(":")
+                engine = "ray" if name.startswith("ray") else "local"
+                workers = int(name[3:]) if engine == "ray" and name[3:] else None
+                runs.append((engine, workers, precision))
             for engine, workers, precision in runs:
                 res = cli_build(sub, Path(tmp) / f"idx-{engine}-{workers}-{precision}",
                                 args.checkpoint, engine, workers, "flat", args.batch_size,
@@ -328,6 +379,8 @@ def main() -> None:
                 res.update(engine=engine, workers=workers, precision=precision)
                 print(f"engine {engine} x{workers}: {res}", file=sys.stderr)
                 doc["engines"].append(res)
+            if args.baseline_src:
+                doc["baseline"] = compare_baseline(sub, Path(tmp), args)
     if not args.skip_full:
         if args.index_out.exists():
             shutil.rmtree(args.index_out)
@@ -340,7 +393,7 @@ def main() -> None:
         doc["kinds"] = bench_kinds(args.index_out, data, kinds, args.checkpoint)
     for earlier in args.merge:
         old = json.loads(earlier.read_text())
-        for part in ("engines", "full", "kinds"):
+        for part in ("engines", "baseline", "full", "kinds"):
             if not doc.get(part) and old.get(part):
                 doc[part] = old[part]
                 doc.setdefault("merged_from", {})[part] = str(earlier)

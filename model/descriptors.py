@@ -233,14 +233,16 @@ def _stride_frequency(sep: np.ndarray, fps: float) -> tuple[float, float, float]
 
 
 @lru_cache(maxsize=8)
-def _harmonic_basis(n: int, fps: float, f: float) -> np.ndarray:
-    """(T, 3 + 2 * HARMONICS): a quadratic trend, then cos and sin at k * f."""
+def _harmonic_design(n: int, fps: float, f: float) -> tuple[np.ndarray, np.ndarray]:
+    """The basis (T, 3 + 2 * HARMONICS) (a quadratic trend, then cos and sin at k * f) and
+    its regularised Gram matrix; a walk's relabelling and its harmonic fit share them."""
     t = np.arange(n) / fps
     tau = np.linspace(-1.0, 1.0, n)
     k = np.arange(1, HARMONICS + 1)
     ang = 2 * np.pi * f * t[:, None] * k[None, :]
     cols = [np.ones(n)[:, None], tau[:, None], (tau * tau)[:, None], np.cos(ang), np.sin(ang)]
-    return np.concatenate(cols, axis=1)
+    basis = np.concatenate(cols, axis=1)
+    return basis, basis.T @ basis + np.eye(basis.shape[1]) * 1e-9
 
 
 def _harmonic_fit(y: np.ndarray, fps: float, f: float, debias: bool = False) -> np.ndarray:
@@ -250,8 +252,7 @@ def _harmonic_fit(y: np.ndarray, fps: float, f: float, debias: bool = False) -> 
     it on average (``A^2 - 4 sigma^2 / T``), so jitter does not read as motion.
     """
     n = y.shape[0]
-    basis = _harmonic_basis(n, fps, f)
-    gram = basis.T @ basis + np.eye(basis.shape[1]) * 1e-9
+    basis, gram = _harmonic_design(n, fps, f)
     coef = np.linalg.solve(gram, basis.T @ y)
     out = np.asarray(coef[3:])
     if debias and n > basis.shape[1]:
@@ -285,8 +286,8 @@ def _sorted_median(x: np.ndarray, axis: int = 0) -> np.ndarray:
     arrays of a clip's length (it is called a dozen times per walk)."""
     s = np.sort(x, axis=axis)
     n = s.shape[axis]
-    mid = np.take(s, [(n - 1) // 2, n // 2], axis=axis)
-    return np.asarray(mid.mean(axis=axis))
+    # (lo + hi) / 2: what the mean of the two middle values computes, without its overhead.
+    return np.asarray((np.take(s, (n - 1) // 2, axis=axis) + np.take(s, n // 2, axis=axis)) / 2)
 
 
 def _median(x: np.ndarray) -> float:
@@ -375,8 +376,7 @@ def _relabel(u: np.ndarray, fps: float, f: float) -> tuple[np.ndarray, int]:
     on its own, so a wrong call costs one frame, not the rest of the clip; at the moment the
     legs cross, either labelling fits and nothing changes.
     """
-    basis = _harmonic_basis(u.shape[0], fps, f)
-    gram = basis.T @ basis + np.eye(basis.shape[1]) * 1e-9
+    basis, gram = _harmonic_design(u.shape[0], fps, f)
     pairs = []
     for right, left in _LIMBS:
         r = u[:, right].reshape(len(u), -1)
@@ -430,7 +430,7 @@ def _relabel(u: np.ndarray, fps: float, f: float) -> tuple[np.ndarray, int]:
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Intercept and slope of the least-squares line through (x, y)."""
-    xm, ym = x.mean(), y.mean()
+    xm, ym = x.sum() / x.size, y.sum() / y.size  # = x.mean(), y.mean(), exactly
     var = float(((x - xm) ** 2).sum())
     slope = float(((x - xm) * (y - ym)).sum() / var) if var > 0 else 0.0
     return float(ym - slope * xm), slope

@@ -91,7 +91,11 @@ def build(
         None, "--ray-address", help="Existing Ray cluster (e.g. ray://head:10001 or auto)."
     ),
     workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Ray actors (default: one per available CPU)."
+        None,
+        "--workers",
+        min=1,
+        help="Worker processes (local engine, galleries of 8192+ walks) or Ray actors "
+        "(default: one per available CPU).",
     ),
     precision: str = typer.Option(
         "fp32",
