@@ -13,6 +13,15 @@ run:
 
 Queries are the load benchmark's never-seen stream. Prints JSON and a markdown table.
 
+``--lean-checkpoint C`` adds, in the same run, the static encoder of a lean checkpoint
+(``gaitsearch lean build``) as row ``static``: its embeddings live in another space, so its
+cosine to torch is not comparable (left empty), and its top-10 overlap is its own query head's
+top-10 over the same index vectors (walk vectors do not depend on the text encoder in the
+attribute space) against the reference's. ``pipeline_ms``: per never-seen query, the whole
+text side of a search as the service runs it (encoder, query head, understanding with its word
+analysis; one query per call, p50 and p90), for the reference checkpoint on ``onnx`` and the
+lean one on ``static``.
+
     python benchmarks/query_encoder.py --index-dir /work/bench/idx217k_mini
 """
 
@@ -83,6 +92,31 @@ def overlap_at_10(reference, lean, texts: list[str]) -> float:
     return float(np.mean(shares))
 
 
+def pipeline_ms(pipeline, texts: list[str]) -> dict[str, float]:
+    """p50/p90 ms of :meth:`QueryPipeline.read` for one never-seen text per call."""
+    pipeline.read(["warm-up query about a person walking"])
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        pipeline.read([text])
+        times.append((time.perf_counter() - start) * 1000)
+    return {"p50": round(float(np.percentile(times, 50)), 3),
+            "p90": round(float(np.percentile(times, 90)), 3)}  # fmt: skip
+
+
+def lean_overlap(reference, lean_pipeline, index, texts: list[str]) -> float:
+    """The lean checkpoint's top-10 over the reference index's vectors (the same walk vectors:
+    the motion encoder is shared) against the reference top-10."""
+    want = reference.search(texts, 10)
+    vectors, understood = lean_pipeline.read(texts)
+    have = index.search(vectors, 10, None)
+    shares = [
+        len({h.id for h in a} & ({h.id for h in b} if u.grounded else set())) / max(len(a), 1)
+        for a, b, u in zip(want, have, understood, strict=True)
+    ]
+    return float(np.mean(shares))
+
+
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| backend | q/s b=1 | q/s b=8 | q/s b=32 | worst cos | mean cos | top-10 overlap |",
@@ -91,7 +125,12 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['backend']} | {r['qps_b1']} | {r['qps_b8']} | {r['qps_b32']} "
-            f"| {r['worst_cosine']:.4f} | {r['mean_cosine']:.5f} | {r['top10_overlap']:.3f} |"
+            + (
+                f"| {r['worst_cosine']:.4f} | {r['mean_cosine']:.5f} "
+                if r["worst_cosine"] is not None
+                else "| – | – "
+            )
+            + f"| {r['top10_overlap']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -105,6 +144,11 @@ def main() -> None:
         "--threads", type=int, default=0, help="threads for every backend (0 = one per core)"
     )
     ap.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
+    ap.add_argument(
+        "--lean-checkpoint", type=Path, default=None,
+        help="Also measure this lean checkpoint's static encoder (gaitsearch lean build).",
+    )  # fmt: skip
+    ap.add_argument("--skip", default="", help="Comma-separated backends not to measure.")
     args = ap.parse_args()
 
     from gaitsearch.index.loaded_index import load_index
@@ -121,6 +165,18 @@ def main() -> None:
     index = load_index(index_dir)
     text_encoder = load_text_encoder()
     encoders = build_encoders(text_encoder, work / "onnx", args.threads)
+    for name in filter(None, args.skip.split(",")):
+        encoders.pop(name, None)
+    lean_pipeline = None
+    if args.lean_checkpoint is not None:
+        from gaitsearch.index.retriever import text_encoder_for
+        from gaitsearch.model.query_pipeline import QueryPipeline
+        from gaitsearch.service.query_encoder import build_query_encoder
+
+        lean_model = load_checkpoint(args.lean_checkpoint)
+        static = build_query_encoder(text_encoder_for(lean_model), "onnx")
+        encoders["static"] = static
+        lean_pipeline = QueryPipeline(lean_model, static.text_encoder, encode_texts=static.encode)
     _, _, unique = query_stream(11)
     texts = unique[: args.queries]
 
@@ -130,6 +186,19 @@ def main() -> None:
     rows = []
     speed = {b: throughput(encoders, texts, b, 96 if b == 1 else 512) for b in (1, 8, 32)}
     for name, enc in encoders.items():
+        if name == "static":
+            rows.append(
+                {
+                    "backend": name,
+                    "qps_b1": speed[1][name],
+                    "qps_b8": speed[8][name],
+                    "qps_b32": speed[32][name],
+                    "worst_cosine": None,
+                    "mean_cosine": None,
+                    "top10_overlap": lean_overlap(reference, lean_pipeline, index, texts),
+                }
+            )
+            continue
         got = np.concatenate([enc.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
         cos = (ref * got).sum(1)
         rows.append(
@@ -145,8 +214,21 @@ def main() -> None:
                 ),
             }
         )
+    from gaitsearch.model.query_pipeline import QueryPipeline
+
+    fresh = unique[args.queries : args.queries + 200]  # never read by anything above
+    pipelines = {}
+    if "onnx" in encoders:
+        onnx_enc = encoders["onnx"].encode
+        pipelines["onnx"] = pipeline_ms(
+            QueryPipeline(model, text_encoder, encode_texts=onnx_enc), fresh[:100]
+        )
+    if lean_pipeline is not None:
+        pipelines["static"] = pipeline_ms(lean_pipeline, fresh[100:])
     result = {
         "index": {"dir": str(index_dir), "count": index.count, "kind": index.kind},
+        "lean_checkpoint": str(args.lean_checkpoint) if args.lean_checkpoint else None,
+        "pipeline_ms": pipelines,
         "note": note,
         "cpus": os.cpu_count(),
         "queries": len(texts),
@@ -156,6 +238,8 @@ def main() -> None:
     print(text)
     print()
     print(markdown(rows))
+    for name, ms in pipelines.items():
+        print(f"pipeline {name}: p50 {ms['p50']} ms, p90 {ms['p90']} ms per never-seen query")
     if args.out:
         args.out.write_text(text + "\n")
 

@@ -115,6 +115,7 @@ def distill_static(name: str, out: Path | str) -> Path:
         table = canonical_signs(np.asarray(model.embedding, dtype=np.float32))
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out.parent))
+        tmp.chmod(0o755)  # a shared cache: readable like any other built file
         try:
             model.tokenizer.save(str(tmp / "tokenizer.json"))
             write_static(tmp, table, tmp / "tokenizer.json", {"teacher": teacher,
