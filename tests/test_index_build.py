@@ -326,3 +326,18 @@ def test_worker_processes_refuse_a_bad_file_when_strict(tmp_path):
     (gallery / "sequences" / "g00030.npy").unlink()
     with pytest.raises(GalleryError, match="g00030"):
         _embed_all(gallery, load_checkpoint(None), workers=2, pool_min=0, strict=True)
+
+
+def test_a_worker_that_cannot_embed_fails_the_build_in_one_line(tmp_path):
+    """A worker whose checkpoint is not the build's (changed on disk mid-build) refuses,
+    and the parent raises it instead of waiting or indexing other vectors."""
+    import copy
+
+    from gaitsearch.index.embed_job import EmbedWorkerError
+    from gaitsearch.model.checkpoint import load_checkpoint
+
+    gallery = make_gallery(tmp_path / "g", 20)
+    model = copy.copy(load_checkpoint(None))
+    model.fingerprint = "0000000000000000"
+    with pytest.raises(EmbedWorkerError, match="checkpoint changed during the build"):
+        _embed_all(gallery, model, workers=2, pool_min=0)
