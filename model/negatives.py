@@ -14,7 +14,12 @@ from small tables by seeded templates (no list of test queries):
 - ``numbers``: integers, prices, dates, times, phone-like and code-like strings;
 - ``emoji``: runs of emoji, alone or with punctuation;
 - ``adjacent``: walking-adjacent text the vocabulary cannot search by: colours, garments,
-  clothing brands, hair, moods without a group, weather and places, said of a neutral "person".
+  materials, clothing brands, hair, moods without a group, weather and places, said of a
+  neutral "person";
+- ``activity``: a person doing something other than walking ("someone reading a newspaper on
+  a bench"): the index holds walks, so another activity is not something it can search by;
+- ``trait``: things about a person that no walk shows and no group names: professions,
+  features, tastes, origins ("a plumber", "a person with freckles").
 
 :func:`clutter_phrase` writes the same unsearchable details as phrases to insert into real
 captions, so the head also learns to ignore them inside a query it does understand ("a woman
@@ -187,9 +192,13 @@ _ACCESSORIES = ["sunglasses", "glasses", "an umbrella", "a necklace", "a watch",
 # "nervous", "scared", "excited", ...) may be here.
 _MOODS = ["bored", "grumpy", "surprised", "lonely", "friendly", "jealous", "curious",
           "polite", "hungry", "sleepless", "thoughtful", "puzzled", "talkative",
-          "distracted"]  # fmt: skip
+          "distracted", "confused", "sceptical", "nostalgic", "homesick", "suspicious",
+          "shocked", "envious", "sentimental", "forgetful", "stubborn", "generous",
+          "clever", "honest", "romantic"]  # fmt: skip
 _PLACES = ["in the rain", "in a park", "at the station", "near the beach", "in a shopping mall",
            "on a bridge", "under the trees", "at night", "in the snow", "in a crowd"]  # fmt: skip
+_MATERIALS = ["cashmere", "leather", "denim", "silk", "corduroy", "linen", "suede", "tweed",
+              "knitted", "waterproof", "pinstriped", "checked", "floral", "polka-dot"]  # fmt: skip
 _NEUTRAL_NOUNS = ["person", "someone", "somebody", "a pedestrian", "an individual", "a figure"]
 _ADJACENT_FRAMES = [
     "{n} in a {c} {g}",
@@ -208,10 +217,42 @@ _ADJACENT_FRAMES = [
     "a {c} {g} from {b}",
     "{n} standing {p}",
     "{n} in {c} {g} {p}",
+    "{n} in a {mat} {g}",
+    "{n} wearing {mat} {g}s",
+    "a {mat} {g}",
 ]
 # Clutter phrases put inside real captions (same details as "adjacent", other frames).
 _CLUTTER_FRAMES = ["in a {c} {g}", "wearing a {c} {g}", "in {b} clothes", "with {h}",
                    "with {x}", "{p}", "dressed in {c}", "wearing {b}"]  # fmt: skip
+
+
+PARTS = ("train", "validation")
+
+
+class PartRandom(random.Random):
+    """A seeded generator that draws the words of one part of every word list: ``"train"``
+    (three items in four) or ``"validation"`` (the rest). Thresholds chosen on validation
+    negatives then meet words the head never saw, as held-out off-topic text will."""
+
+    def __init__(self, seed: object, part: str = "train") -> None:
+        if part not in PARTS:
+            raise ValueError(f"part must be one of {PARTS}, not {part!r}")
+        super().__init__(str(seed))
+        self.part = part
+
+
+def word_part(items: list[str] | tuple[str, ...], part: str) -> list[str]:
+    """The items of a word list that belong to ``part`` (by position; lists of fewer than
+    four items are shared)."""
+    if len(items) < 4:
+        return list(items)
+    return [x for i, x in enumerate(items) if (i % 4 == 3) == (part == "validation")]
+
+
+def _w(rng: random.Random, items: list[str] | tuple[str, ...]) -> str:
+    """A word of ``rng``'s part of ``items`` (a plain ``random.Random`` draws from the
+    training part)."""
+    return rng.choice(word_part(items, getattr(rng, "part", "train")))
 
 
 def _articles(text: str) -> str:
@@ -221,9 +262,9 @@ def _articles(text: str) -> str:
 
 def everyday(rng: random.Random) -> str:
     subjects, verbs, objects = _DOMAINS[rng.choice(sorted(_DOMAINS))]
-    s = rng.choice(subjects)
+    s = _w(rng, subjects)
     text = rng.choice(_EVERYDAY_FRAMES).format(
-        s=s, S=s[0].upper() + s[1:], v=rng.choice(verbs), o=rng.choice(objects),
+        s=s, S=s[0].upper() + s[1:], v=_w(rng, verbs), o=_w(rng, objects),
         t=rng.choice(_TIMES),
     )  # fmt: skip
     return text
@@ -249,7 +290,7 @@ _QUESTION_FRAMES = ["how do I {a} {t}", "how to {a} {t}", "what is {t}", "where 
 
 
 def question(rng: random.Random) -> str:
-    return rng.choice(_QUESTION_FRAMES).format(a=rng.choice(_ACTIONS), t=rng.choice(_THINGS))
+    return rng.choice(_QUESTION_FRAMES).format(a=_w(rng, _ACTIONS), t=_w(rng, _THINGS))
 
 
 def word_salad(rng: random.Random) -> str:
@@ -257,7 +298,7 @@ def word_salad(rng: random.Random) -> str:
     pool = sorted({w for table in _DOMAINS.values() for part in table for phrase in part
                    for w in phrase.split()} | {w for t in _THINGS for w in t.split()}
                   | set(_ACTIONS))  # fmt: skip
-    return " ".join(rng.choices(pool, k=rng.randint(1, 6)))
+    return " ".join(_w(rng, pool) for _ in range(rng.randint(1, 6)))
 
 
 def gibberish(rng: random.Random) -> str:
@@ -291,15 +332,15 @@ def numbers(rng: random.Random) -> str:
 
 
 def emoji(rng: random.Random) -> str:
-    text = "".join(rng.choices(_EMOJI, k=rng.randint(1, 5)))
+    text = "".join(_w(rng, _EMOJI) for _ in range(rng.randint(1, 5)))
     return text + rng.choice(["", "", "!", "?", "!!!", " lol"])
 
 
 def _details(rng: random.Random) -> dict[str, str]:
     return {
-        "c": rng.choice(COLOURS), "g": rng.choice(GARMENTS), "b": rng.choice(BRANDS),
-        "h": rng.choice(_HAIR), "x": rng.choice(_ACCESSORIES), "m": rng.choice(_MOODS),
-        "p": rng.choice(_PLACES),
+        "c": _w(rng, COLOURS), "g": _w(rng, GARMENTS), "b": _w(rng, BRANDS),
+        "h": _w(rng, _HAIR), "x": _w(rng, _ACCESSORIES), "m": _w(rng, _MOODS),
+        "p": _w(rng, _PLACES), "mat": _w(rng, _MATERIALS),
     }  # fmt: skip
 
 
@@ -308,6 +349,54 @@ def adjacent(rng: random.Random) -> str:
     noun = rng.choice(_NEUTRAL_NOUNS)
     bare = noun.split()[-1] if noun.startswith(("a ", "an ")) else "person"
     return _articles(rng.choice(_ADJACENT_FRAMES).format(n=noun, bare=bare, **d))
+
+
+# Activities that are not walking (none may be a pace, step or style of the vocabulary).
+_ACTIVITIES = ["sitting on a low wall", "reading a newspaper", "riding a scooter", "swimming laps",
+               "cooking dinner", "playing the guitar", "typing on a laptop", "painting a fence",
+               "lifting weights", "dozing in a hammock", "eating a sandwich",
+               "drinking coffee", "tying a shoelace", "skiing down a slope", "driving a car",
+               "doing yoga", "watering the plants", "playing chess", "fishing by the lake",
+               "singing in a choir", "juggling three balls", "kneeling in the garden",
+               "lying on the grass", "skateboarding", "rowing a boat", "knitting a scarf",
+               "hammering a nail", "sweeping the floor", "waiting for the bus",
+               "standing in a queue", "washing the dishes", "feeding the ducks",
+               "throwing a frisbee", "building a sandcastle", "ironing a shirt",
+               "playing tennis", "giving a speech", "taking a nap", "writing a letter",
+               "repairing a bike", "baking bread", "surfing a wave", "shopping for groceries",
+               "mowing the lawn", "stretching after a workout", "playing the piano"]  # fmt: skip
+_ACTIVITY_FRAMES = ["{n} {a}", "{n} who is {a}", "{n} {a} {p}", "{a}", "{a} {p}",
+                    "a video of {n} {a}", "find {n} {a}", "{n} busy {a}"]  # fmt: skip
+# Things no walk shows and no group names (no age, gender or build word among them).
+_PROFESSIONS = ["carpenter", "lawyer", "accountant", "firefighter", "chef", "pilot", "farmer",
+                "librarian", "surveyor", "architect", "musician", "nurse", "electrician",
+                "journalist", "banker", "programmer", "jeweller", "florist", "mechanic",
+                "tour guide"]  # fmt: skip
+_FEATURES = ["rosy cheeks", "blue eyes", "a sunburn", "a scar on the cheek", "big ears",
+             "a pierced eyebrow", "a gold tooth", "dimples", "a loud voice", "green eyes",
+             "a birthmark", "painted nails"]  # fmt: skip
+_TASTES = ["likes jazz", "speaks Portuguese", "was born in March", "plays the violin",
+           "collects stamps", "owns two cats", "drinks no coffee", "reads science fiction",
+           "lives downtown", "works night shifts", "supports the local team",
+           "is vegetarian", "grew up by the sea", "has a driving licence"]  # fmt: skip
+_TRAIT_FRAMES = ["a {j}", "an off-duty {j}", "{n} who works as a {j}", "{n} with {f}",
+                 "{n} who {t}", "someone who {t}", "a {j} with {f}", "a {j} who {t}",
+                 "{n} with {f} who {t}"]  # fmt: skip
+
+
+def activity(rng: random.Random) -> str:
+    text = rng.choice(_ACTIVITY_FRAMES).format(
+        n=rng.choice(_NEUTRAL_NOUNS), a=_w(rng, _ACTIVITIES), p=_w(rng, _PLACES)
+    )
+    return _articles(text)
+
+
+def trait(rng: random.Random) -> str:
+    text = rng.choice(_TRAIT_FRAMES).format(
+        n=rng.choice(_NEUTRAL_NOUNS), j=_w(rng, _PROFESSIONS), f=_w(rng, _FEATURES),
+        t=_w(rng, _TASTES),
+    )  # fmt: skip
+    return _articles(text)
 
 
 def clutter_phrase(rng: random.Random) -> str:
@@ -323,22 +412,27 @@ SOURCES = {
     "adjacent": adjacent,
     "question": question,
     "salad": word_salad,
+    "activity": activity,
+    "trait": trait,
 }
 # Share of each source in a negative set (more of the kinds that look most like queries).
 WEIGHTS = {
-    "everyday": 0.2,
-    "question": 0.15,
-    "salad": 0.1,
-    "gibberish": 0.15,
-    "numbers": 0.07,
-    "emoji": 0.05,
-    "adjacent": 0.28,
+    "everyday": 0.16,
+    "question": 0.12,
+    "salad": 0.08,
+    "gibberish": 0.12,
+    "numbers": 0.06,
+    "emoji": 0.04,
+    "adjacent": 0.24,
+    "activity": 0.1,
+    "trait": 0.08,
 }
 
 
-def generate_negatives(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """``n`` distinct ``(source, text)`` negatives, deterministic for a seed."""
-    rng = random.Random(f"negatives:{seed}")
+def generate_negatives(n: int, seed: int = 0, part: str = "train") -> list[tuple[str, str]]:
+    """``n`` distinct ``(source, text)`` negatives, deterministic for a seed, drawn from the
+    ``part`` of every word list (see :class:`PartRandom`)."""
+    rng = PartRandom(f"negatives:{seed}", part)
     names = list(WEIGHTS)
     out: dict[str, str] = {}
     for _ in range(n * 20):

@@ -87,8 +87,7 @@ def small_fit(monkeypatch):
         und, "validation_texts",
         functools.partial(und.validation_texts, n_queries=150, n_negatives=150),
     )  # fmt: skip
-    monkeypatch.setattr(und, "THRESHOLDS", (0.3, 0.5, 0.7))
-    monkeypatch.setattr(und, "SIMILARITIES", (0.0, 0.2))
+    monkeypatch.setattr(und, "GROUNDING_WEIGHTS", (0.0, 10.0))
 
 
 def test_lean_checkpoint_serves_a_query_end_to_end(static_dir, small_fit, tmp_path):

@@ -84,6 +84,38 @@ def test_text_space_checkpoint_reads_everything_as_grounded(tiny_checkpoint, tex
 def test_shipped_config_records_the_threshold_chosen_on_validation(shipped) -> None:
     entry = shipped.config.understanding
     assert entry and 0 < entry["threshold"] < 1 and entry["validation"]["n_walking"] >= 1000
+    grounding = entry["grounding"]  # the grounding score's weight and cut, chosen on validation
+    assert grounding["weight"] >= 0 and grounding["k"] >= 1
+    assert str(grounding["weight"]) in entry["validation"]["balanced_by_weight"]
+
+
+@pytest.mark.parametrize("text", ["walking", "a person walking", "show me someone", "walk"])
+def test_a_text_of_framing_words_only_names_nothing(reader, text_encoder, text) -> None:
+    (u,) = _read(reader, text_encoder, [text])
+    assert not u.grounded and u.terms == [] and u.ignored == []
+
+
+def test_grounding_score_orders_walks_above_off_topic_text(reader, text_encoder) -> None:
+    texts = ["an old man limping slowly", "the quarterly earnings beat expectations"]
+    score = reader.grounding_score(text_encoder.encode(texts))
+    assert score[0] >= reader.grounding["threshold"] > score[1]
+
+
+def test_validation_negatives_use_words_the_training_negatives_never_see() -> None:
+    from gaitsearch.model import negatives
+
+    for items in (negatives._ACTIVITIES, negatives._PROFESSIONS, negatives._MOODS,
+                  negatives.GARMENTS, negatives.BRANDS, negatives._THINGS):  # fmt: skip
+        train = negatives.word_part(items, "train")
+        val = negatives.word_part(items, "validation")
+        assert val and train and not set(train) & set(val)
+        assert sorted(train + val) == sorted(items)
+    val_texts = [t for s, t in generate_negatives(1500, seed=1, part="validation")
+                 if s == "activity"]  # fmt: skip
+    train_only = negatives.word_part(negatives._ACTIVITIES, "train")
+    assert val_texts and not [t for t in val_texts if any(a in t for a in train_only)]
+    with pytest.raises(ValueError, match="part must be one of"):
+        generate_negatives(10, part="test")
 
 
 def test_held_out_off_topic_set_is_separate_from_the_generated_negatives() -> None:
