@@ -237,4 +237,4 @@ class MeasuredSpace:
 
     def describe(self) -> list[str]:
         """One "group (values)" line per measured group, for "what can be searched"."""
-        return [f"{g.name} ({', '.join(g.values)}, measured)" for g in self.groups]
+        return [f"{g.name} ({', '.join(g.values)})" for g in self.groups]
