@@ -235,7 +235,10 @@ class QueryReader:
         assert self.bank is not None
         sims = np.asarray(text_vectors, dtype=np.float32) @ self.bank.T
         k = max(1, min(int(k), sims.shape[1]))
-        return np.asarray(-np.sort(-sims, axis=1)[:, :k].mean(axis=1), dtype=np.float64)
+        if k == 1:
+            return np.asarray(sims.max(axis=1), dtype=np.float64)
+        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+        return np.asarray(top.mean(axis=1), dtype=np.float64)
 
     def grounding_score(
         self, text_vectors: np.ndarray, log_probs: list[np.ndarray] | None = None
@@ -270,21 +273,29 @@ class QueryReader:
         a, b = self.platt
         return np.asarray(1.0 / (1.0 + np.exp(-np.clip(a * log_odds + b, -50, 50))))
 
-    def _terms(self, log_probs: list[np.ndarray], row: int, near: bool = True) -> list[Term]:
-        """The groups whose most likely value reaches ``threshold``; with a grounding score,
-        a grounded text also keeps its single most likely value (the score said it names
-        something, at whatever confidence)."""
-        terms: list[Term] = []
-        if not near:
-            return terms
-        tops = [int(np.argmax(lp[row, :-1])) for lp in log_probs]
-        best = int(np.argmax([lp[row, v] for lp, v in zip(log_probs, tops, strict=True)]))
-        for g, (lp, v) in enumerate(zip(log_probs, tops, strict=True)):
-            keep = np.exp(lp[row, v]) >= self.threshold
-            if keep or (self.grounding is not None and g == best):
-                terms.append(Term(self.groups[g], self.vocabulary[self.groups[g]][v],
-                                  float(self.confidence(lp[row, v]))))  # fmt: skip
-        return terms
+    def _all_terms(self, log_probs: list[np.ndarray], near: np.ndarray) -> list[list[Term]]:
+        """Per text: the groups whose most likely value reaches ``threshold``; with a grounding
+        score, a grounded text also keeps its single most likely value (the score said it
+        names something, at whatever confidence). Texts not ``near`` get none. Vectorised
+        over texts and groups (the per-term Python work was a tenth of a lean query's CPU)."""
+        n = len(near)
+        if n == 0 or not log_probs:
+            return [[] for _ in range(n)]
+        tops = np.stack([lp[:, :-1].argmax(axis=1) for lp in log_probs], axis=1)  # (n, G)
+        rows = np.arange(n)
+        top_lp = np.stack([lp[rows, tops[:, g]] for g, lp in enumerate(log_probs)], axis=1)
+        keep = np.exp(top_lp) >= self.threshold
+        if self.grounding is not None:
+            keep[rows, top_lp.argmax(axis=1)] = True
+        keep &= np.asarray(near, dtype=bool)[:, None]
+        conf = np.zeros_like(top_lp)
+        if keep.any():
+            conf[keep] = self.confidence(top_lp[keep])
+        out: list[list[Term]] = [[] for _ in range(n)]
+        for i, g in zip(*np.nonzero(keep), strict=True):
+            name = self.groups[g]
+            out[i].append(Term(name, self.vocabulary[name][tops[i, g]], float(conf[i, g])))
+        return out
 
     def read_terms(self, text_vectors: np.ndarray) -> list[list[Term]]:
         """Terms only (no word analysis): what ``grounded`` and ``restrict`` need."""
@@ -292,7 +303,7 @@ class QueryReader:
             return [[] for _ in range(len(text_vectors))]
         log_probs = self.group_log_probabilities(text_vectors)
         near = self.novelty_ok(text_vectors, log_probs)
-        return [self._terms(log_probs, i, bool(near[i])) for i in range(len(text_vectors))]
+        return self._all_terms(log_probs, near)
 
     # -- the public reading ------------------------------------------------------------
     def read(
@@ -308,7 +319,7 @@ class QueryReader:
         near = self.novelty_ok(text_vectors, query_log_probs)
         # A text of stop and framing words only ("walking", "a person") names nothing.
         near &= np.array([bool(content_words(t)) for t in texts], dtype=bool)
-        all_terms = [self._terms(query_log_probs, i, bool(near[i])) for i in range(len(texts))]
+        all_terms = self._all_terms(query_log_probs, near)
         words = [content_words(t) for t in texts]
         # Single words of grounded queries, one batched call.
         wanted = sorted({w for ws, ts in zip(words, all_terms, strict=True) if ts for w in ws})
