@@ -222,16 +222,5 @@ class StaticTextEncoder(QueryLRU):
             out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
         return out
 
-    def _fingerprint(self) -> str:
-        from gaitsearch.model.text_encoder import FINGERPRINT_SENTENCES, fingerprint_of
-
-        return fingerprint_of(self.encode(list(FINGERPRINT_SENTENCES)), self.dim, self.pooling)
-
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dim": self.dim,
-            "pooling": self.pooling,
-            "fingerprint": self.fingerprint,
-            "location": str(self.location),
-        }
+        return {**super().describe(), "location": str(self.location)}

@@ -52,9 +52,13 @@ def fingerprint_of(vecs: np.ndarray, dim: int, pooling: str | None) -> str:
 
 
 class QueryLRU:
-    """:meth:`encode_cached`: ``encode`` behind an LRU of single texts (any text encoder)."""
+    """What every text encoder shares: :meth:`encode_cached` (``encode`` behind an LRU of
+    single texts), the fingerprint and :meth:`describe`."""
 
+    name: str
     dim: int
+    pooling: str | None
+    fingerprint: str
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         raise NotImplementedError
@@ -90,6 +94,17 @@ class QueryLRU:
         with self._lock:
             rows = [lookup[t] if t in lookup else self._cache[t] for t in texts]
         return np.stack(rows).astype(np.float32, copy=False)
+
+    def _fingerprint(self) -> str:
+        return fingerprint_of(self.encode(list(FINGERPRINT_SENTENCES)), self.dim, self.pooling)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "pooling": self.pooling,
+            "fingerprint": self.fingerprint,
+        }
 
 
 class TextEncoder(QueryLRU):
@@ -157,17 +172,6 @@ class TextEncoder(QueryLRU):
             show_progress_bar=False,
         )
         return np.ascontiguousarray(out, dtype=np.float32)
-
-    def _fingerprint(self) -> str:
-        return fingerprint_of(self.encode(list(FINGERPRINT_SENTENCES)), self.dim, self.pooling)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dim": self.dim,
-            "pooling": self.pooling,
-            "fingerprint": self.fingerprint,
-        }
 
 
 def _pooling_mode(model: Any) -> str:

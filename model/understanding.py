@@ -117,6 +117,17 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w not in STOP_WORDS))
 
 
+def names_something(texts: Sequence[str]) -> np.ndarray:
+    """Per text, whether it has a content word: a text of stop and framing words only
+    ("walking", "a person") names nothing, whatever the head reads."""
+    return np.array([bool(content_words(t)) for t in texts], dtype=bool)
+
+
+def top_log_probability(log_probs: list[np.ndarray]) -> np.ndarray:
+    """Per text, the log-probability of its most likely value over all groups."""
+    return np.max(np.stack([lp[:, :-1].max(axis=1) for lp in log_probs], axis=1), axis=1)
+
+
 def not_grounded_detail(vocabulary: Mapping[str, Sequence[str]]) -> str:
     groups = "; ".join(
         f"{g} ({', '.join(v.replace('_', ' ') for v in values)})"
@@ -248,7 +259,7 @@ class QueryReader:
         descriptions the head was fitted on (``grounding`` must be set)."""
         assert self.grounding is not None and self.bank is not None
         log_probs = log_probs or self.group_log_probabilities(text_vectors)
-        top = np.max(np.stack([lp[:, :-1].max(axis=1) for lp in log_probs], axis=1), axis=1)
+        top = top_log_probability(log_probs)
         near = self.caption_similarity(text_vectors, int(self.grounding["k"]))
         return np.asarray(top + self.grounding["weight"] * near)
 
@@ -316,11 +327,10 @@ class QueryReader:
             return [Understanding(True, [], []) for _ in texts]
         query_log_probs = self.group_log_probabilities(text_vectors)
         raw = [[np.exp(lp[i]) for lp in query_log_probs] for i in range(len(texts))]
-        near = self.novelty_ok(text_vectors, query_log_probs)
-        # A text of stop and framing words only ("walking", "a person") names nothing.
-        near &= np.array([bool(content_words(t)) for t in texts], dtype=bool)
-        all_terms = self._all_terms(query_log_probs, near)
         words = [content_words(t) for t in texts]
+        near = self.novelty_ok(text_vectors, query_log_probs)
+        near &= np.array([bool(ws) for ws in words], dtype=bool)  # see names_something
+        all_terms = self._all_terms(query_log_probs, near)
         # Single words of grounded queries, one batched call.
         wanted = sorted({w for ws, ts in zip(words, all_terms, strict=True) if ts for w in ws})
         word_probs: dict[str, list[np.ndarray]] = {}
@@ -486,16 +496,14 @@ def term_outcomes(
 def _grounded(
     reader: QueryReader, text_vectors: np.ndarray, texts: Sequence[str] | None = None
 ) -> np.ndarray:
-    """Whether each text is grounded (with ``texts``: a text of stop and framing words only,
-    "walking", names nothing whatever the head reads)."""
+    """Whether each text is grounded (with ``texts``, also :func:`names_something`)."""
     log_probs = reader.group_log_probabilities(text_vectors)
     near = reader.novelty_ok(text_vectors, log_probs)
     if texts is not None:
-        near = near & np.array([bool(content_words(t)) for t in texts], dtype=bool)
+        near = near & names_something(texts)
     if reader.grounding is not None:
         return near
-    top = np.max(np.stack([lp[:, :-1].max(1) for lp in log_probs], axis=1), axis=1)
-    return (np.exp(top) >= reader.threshold) & near
+    return (np.exp(top_log_probability(log_probs)) >= reader.threshold) & near
 
 
 BANK_FILE = "understanding.safetensors"
@@ -569,10 +577,9 @@ def calibrate_score(reader: QueryReader, vectors: np.ndarray, data: FitData) -> 
     codes = data.code_array(len(reader.groups))
     walking = np.array([k == "walking" for k in data.kinds])
     log_probs = reader.group_log_probabilities(vectors)
-    top = np.max(np.stack([lp[:, :-1].max(axis=1) for lp in log_probs], axis=1), axis=1)
     near = reader.caption_similarity(vectors, GROUNDING_K)
     # Texts of stop and framing words only are never grounded (QueryReader.read).
-    top = np.where([bool(content_words(t)) for t in data.texts], top, -1e9)
+    top = np.where(names_something(data.texts), top_log_probability(log_probs), -1e9)
     tried = {w: _balanced(top + w * near, walking) for w in GROUNDING_WEIGHTS}
     weight = max(tried, key=lambda w: tried[w][0])
     _, cut, w_rate, n_rate = tried[weight]

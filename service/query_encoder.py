@@ -191,17 +191,11 @@ class OnnxQueryEncoder:
         return _pool(hidden, batch["attention_mask"], self.pooling)
 
 
-class StaticQueryEncoder:
-    """A static text encoder's own ``encode`` (the text encoder is the lean path)."""
+class StaticQueryEncoder(TorchQueryEncoder):
+    """A static text encoder's own ``encode``, as the reference path calls it (the text
+    encoder is the lean path)."""
 
     backend = "static"
-
-    def __init__(self, text_encoder: Any) -> None:
-        self.text_encoder = text_encoder
-        self.dim = int(text_encoder.dim)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.text_encoder.encode(list(texts))
 
 
 QueryEncoderImpl = TorchQueryEncoder | TorchBf16QueryEncoder | OnnxQueryEncoder | StaticQueryEncoder
