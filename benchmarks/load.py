@@ -265,6 +265,32 @@ def start_server(
     raise TimeoutError("server did not become ready in 600 s")
 
 
+def server_memory(pid: int) -> dict[str, float] | None:
+    """The server process's resident memory now and at its peak (``VmRSS``/``VmHWM``, MiB),
+    with its child processes' current RSS added; None where /proc is not there."""
+
+    def status(p: int) -> dict[str, float]:
+        out = {}
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+        return out
+
+    try:
+        own = status(pid)
+        children = 0.0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                children += status(int(child)).get("VmRSS", 0.0)
+    except (OSError, ValueError):
+        return None
+    return {
+        "rss_mb": round(own.get("VmRSS", 0.0) + children, 1),
+        "peak_rss_mb": round(own.get("VmHWM", 0.0), 1),
+    }
+
+
 def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -365,6 +391,7 @@ def main() -> None:
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     fair: dict[str, Any] | None = None
+    memory: dict[str, Any] = {}
     for name in args.configs.split(","):
         proc, url = start_server(index_dir, checkpoint, CONFIGS[name], free_port())
         stream = query_stream(seed=0)  # one per server: never-seen queries are never reused
@@ -383,6 +410,8 @@ def main() -> None:
             if name == "fast" and args.fairness_seconds > 0:
                 fair = asyncio.run(fairness(url, args.fairness_seconds))
                 print(json.dumps({"fairness": fair}), file=sys.stderr, flush=True)
+            memory[name] = server_memory(proc.pid)
+            print(json.dumps({"server_memory": {name: memory[name]}}), file=sys.stderr)
         finally:
             stop_server(proc)
     summary = _summary(rows)
@@ -400,6 +429,8 @@ def main() -> None:
         },
         "rows": rows,
         "fairness": fair,
+        # The server process after its points (and its peak), MiB: the serving RSS.
+        "server_memory": memory,
         "summary": summary,
     }
     if fair is not None:

@@ -27,7 +27,8 @@ import numpy as np
 from gaitsearch.model.query_pipeline import PipelineError, QueryPipeline
 
 if TYPE_CHECKING:
-    from gaitsearch.index.loaded_index import Hit, LoadedIndex
+    from gaitsearch.index.loaded_index import Hit
+    from gaitsearch.index.shards import AnyIndex
     from gaitsearch.model.gait_model import GaitModel
 
 #: every mismatch of checkpoint, text encoder and index is one of these
@@ -42,12 +43,12 @@ class Retriever(QueryPipeline):
         self,
         model: GaitModel,
         text_encoder: Any,
-        index: LoadedIndex | None = None,
+        index: AnyIndex | None = None,
         *,
         encode_texts: Callable[[list[str]], np.ndarray] | None = None,
     ) -> None:
         super().__init__(model, text_encoder, encode_texts=encode_texts)
-        self.index: LoadedIndex | None = None
+        self.index: AnyIndex | None = None
         if index is not None:
             self.check_index(index)
             self.index = index
@@ -61,14 +62,15 @@ class Retriever(QueryPipeline):
     ) -> Retriever:
         """Load checkpoint (default: the shipped one), its text encoder and the index
         ``CURRENT`` names; every problem is a :class:`RetrieverError` with one clear line."""
-        from gaitsearch.index.loaded_index import IndexLoadError, load_index
+        from gaitsearch.index.loaded_index import IndexLoadError
+        from gaitsearch.index.shards import open_index
         from gaitsearch.model.checkpoint import CheckpointError, load_checkpoint
         from gaitsearch.model.text_encoder import TextEncoderError
 
         try:
             model = load_checkpoint(checkpoint)
             encoder = text_encoder_for(model, text_encoder_name)
-            index = load_index(index_dir)
+            index = open_index(index_dir)
         except (CheckpointError, TextEncoderError, IndexLoadError) as exc:
             raise RetrieverError(str(exc)) from exc
         try:
@@ -77,7 +79,7 @@ class Retriever(QueryPipeline):
             index.close()
             raise
 
-    def check_index(self, index: LoadedIndex) -> None:
+    def check_index(self, index: AnyIndex) -> None:
         """Refuse an index built by another checkpoint or for another text encoder."""
         from gaitsearch.index.loaded_index import IndexLoadError
 
@@ -91,7 +93,7 @@ class Retriever(QueryPipeline):
                 f"checkpoint's {self.space.name} space has {self.dim} dimensions"
             )
 
-    def _index(self, index: LoadedIndex | None) -> LoadedIndex:
+    def _index(self, index: AnyIndex | None) -> AnyIndex:
         found = index if index is not None else self.index
         if found is None:
             raise RetrieverError("no index: open one (Retriever.open) or pass index=")
@@ -103,7 +105,7 @@ class Retriever(QueryPipeline):
         texts: Sequence[str],
         k: int,
         filters: dict[str, Any] | None = None,
-        index: LoadedIndex | None = None,
+        index: AnyIndex | None = None,
     ) -> list[list[Hit]]:
         """Top-``k`` hits (with metadata) for each text; none for a text that names nothing
         the index can be searched by (see :meth:`understood`)."""
@@ -118,7 +120,7 @@ class Retriever(QueryPipeline):
         k: int,
         filters: dict[str, Any] | None = None,
         exclude_id: str | None = None,
-        index: LoadedIndex | None = None,
+        index: AnyIndex | None = None,
     ) -> list[Hit]:
         """The ``k`` walks most like ``keypoints`` (without ``exclude_id``, the example
         itself when it was taken from the index)."""

@@ -29,6 +29,8 @@ from pathlib import Path
 VERSIONS_DIR = "versions"
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
+# The root of a shard list (gaitsearch.index.shards): served as an index, never written as one.
+SHARD_LIST_FILE = "shards.json"
 PARTIAL_SUFFIX = ".partial"
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
 log = logging.getLogger(__name__)
@@ -128,6 +130,11 @@ def version_path(index_dir: Path, version: str) -> Path:
 def write_lock(index_dir: Path) -> Iterator[None]:
     """Exclusive, non-blocking writer lock on ``<index_dir>/.lock``."""
     index_dir = Path(index_dir)
+    if (index_dir / SHARD_LIST_FILE).is_file():
+        raise ValueError(
+            f"{index_dir}: is a shard list ({SHARD_LIST_FILE}); build, add to or remove from "
+            "one of its shards' index directories instead"
+        )
     index_dir.mkdir(parents=True, exist_ok=True)
     path = index_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -157,10 +157,11 @@ def _load(
     state.extras["encoder_backend"] = getattr(query_encoder, "backend", "?")
 
     if index_loader is None or current_version is None:
-        from gaitsearch.index import loaded_index as live
+        from gaitsearch.index import shards
 
-        index_loader = index_loader or live.load_index
-        current_version = current_version or live.current_version
+        # An index directory, or the root of a shard list (several indexes served as one).
+        index_loader = index_loader or shards.open_index
+        current_version = current_version or shards.live_version
     if settings.faiss_threads:
         import faiss
 

@@ -1,4 +1,5 @@
-"""CLI commands for the index area: ``gaitsearch index build|add|remove|list|activate|gc``.
+"""CLI commands for the index area: ``gaitsearch index build|add|remove|list|activate|gc``,
+and ``split|shards`` for a sharded gallery (``gaitsearch.index.shards``).
 
 Heavy imports (torch, faiss, ray) happen inside the commands so ``--help`` stays instant.
 """
@@ -248,6 +249,49 @@ def gc(
         + (f"; {len(partials)} partial build(s)" if partials else "")
         + (f"; left {len(report.skipped)} alone" if report.skipped else "")
     )
+
+
+@index_app.command("split")
+def split(
+    data: Path = typer.Option(..., "--data", help="Gallery directory to split."),
+    parts: int = typer.Option(..., "--parts", min=2, help="Number of parts (shards), 2-256."),
+    out: Path = typer.Option(..., "--out", help="New directory for OUT/part-NN galleries."),
+) -> None:
+    """Split a gallery into PARTS galleries by a hash of each walk's id (sequence files are
+    symlinked, not copied): build each part into its own index, then list them with
+    ``gaitsearch index shards``."""
+    from gaitsearch.index.shards import ShardError, split_gallery
+
+    try:
+        made = split_gallery(data, parts, out)
+    except ShardError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(os_error_line(exc))
+    for path, count in made:
+        typer.echo(f"{path}: {count} walks")
+
+
+@index_app.command("shards")
+def shards(
+    root: Path = typer.Option(
+        ..., "--root", help="Directory for shards.json: serve and search it as an index."
+    ),
+    index_dirs: list[Path] = typer.Argument(..., help="The shards' index directories."),
+) -> None:
+    """Write a shard list: ROOT then serves as one index over INDEX_DIRS (each an ordinary
+    index, built and versioned on its own; one checkpoint for all, walk ids unique)."""
+    from gaitsearch.index.shards import ShardError, load_sharded, write_shard_list
+
+    try:
+        path = write_shard_list(root, index_dirs)
+        index = load_sharded(root)
+    except (ShardError, *_known_errors()) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(os_error_line(exc))
+    typer.echo(f"{path}: {len(index.shards)} shards, {index.count} walks, version {index.version}")
+    index.close()
 
 
 def register(app: typer.Typer) -> None:
