@@ -138,9 +138,15 @@ def test_service_serves_a_shard_list_like_an_index(sharded, tiny_checkpoint, tex
 
 
 @pytest.mark.slow
-def test_parts_embedded_on_a_local_ray_cluster_serve_as_one_index(tiny_checkpoint, tmp_path):
-    """The 10M+ recipe at toy size: split, embed each part with Ray Data actors, list."""
+def test_parts_embedded_on_a_local_ray_cluster_serve_as_one_index(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    """The 10M+ recipe at toy size: split, embed each part with Ray Data actors in chunks of
+    8 walks (the driver holds one chunk at a time), list the parts, search them as one."""
     pytest.importorskip("ray")
+    from gaitsearch.index import ray_job
+
+    monkeypatch.setattr(ray_job, "CHUNK", 8)
     gallery = make_gallery(tmp_path / "g", 40)
     whole = tmp_path / "whole"
     build_index(gallery, whole, tiny_checkpoint, kind="flat", progress=False)
@@ -150,6 +156,10 @@ def test_parts_embedded_on_a_local_ray_cluster_serve_as_one_index(tiny_checkpoin
         build_index(
             part, dirs[-1], tiny_checkpoint, engine="ray", workers=2, kind="flat", progress=False
         )
+    parts = [load_index(d) for d in dirs]
+    assert sum(p.count for p in parts) == 40  # every walk, over several chunks
+    for p in parts:
+        p.close()
     write_shard_list(tmp_path / "served", dirs)
     one, many = load_index(whole), open_index(tmp_path / "served")
     try:
