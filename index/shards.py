@@ -104,9 +104,10 @@ def read_shard_list(root: Path | str) -> list[Path]:
     return [(root / s) if not Path(s).is_absolute() else Path(s) for s in shards]
 
 
-def write_shard_list(root: Path | str, index_dirs: Sequence[Path | str]) -> Path:
+def write_shard_list(root: Path | str, index_dirs: Sequence[Path | str]) -> tuple[Path, int]:
     """Check the shards fit together (each published, one checkpoint, one text encoder, one
-    dimension, no walk id in two shards) and write ``root/shards.json`` atomically."""
+    dimension, no walk id in two shards) and write ``root/shards.json`` atomically; returns
+    the file and the walks the shards hold."""
     root = Path(root)
     dirs = [Path(d) for d in index_dirs]
     if not dirs:
@@ -122,6 +123,7 @@ def write_shard_list(root: Path | str, index_dirs: Sequence[Path | str]) -> Path
                 raise ShardError(f"{d}: is itself a shard list (shards are plain indexes)")
             loaded.append(load_index(d))
         _check_together(loaded)
+        count = sum(int(index.count) for index in loaded)
         seen: dict[str, Path] = {}
         for d, index in zip(dirs, loaded, strict=True):
             for _, record, _ in index.records():
@@ -137,7 +139,7 @@ def write_shard_list(root: Path | str, index_dirs: Sequence[Path | str]) -> Path
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"format": SHARDS_FORMAT, "shards": names}, indent=2) + "\n")
     os.replace(tmp, path)
-    return path
+    return path, count
 
 
 def _check_together(shards: Sequence[LoadedIndex]) -> None:
@@ -227,8 +229,11 @@ class ShardedIndex:
         return None
 
     def get(self, seq_id: str) -> dict[str, Any] | None:
-        owner = self._owner(seq_id)
-        return owner.get(seq_id) if owner else None
+        for s in self.shards:
+            found = s.get(seq_id)
+            if found is not None:
+                return found
+        return None
 
     def load_keypoints(self, seq_id: str) -> np.ndarray | None:
         owner = self._owner(seq_id)

@@ -281,17 +281,16 @@ def shards(
 ) -> None:
     """Write a shard list: ROOT then serves as one index over INDEX_DIRS (each an ordinary
     index, built and versioned on its own; one checkpoint for all, walk ids unique)."""
-    from gaitsearch.index.shards import ShardError, load_sharded, write_shard_list
+    from gaitsearch.index.shards import ShardError, sharded_version, write_shard_list
 
     try:
-        path = write_shard_list(root, index_dirs)
-        index = load_sharded(root)
+        path, count = write_shard_list(root, index_dirs)
+        version = sharded_version(root)
     except (ShardError, *_known_errors()) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(os_error_line(exc))
-    typer.echo(f"{path}: {len(index.shards)} shards, {index.count} walks, version {index.version}")
-    index.close()
+    typer.echo(f"{path}: {len(index_dirs)} shards, {count} walks, version {version}")
 
 
 def register(app: typer.Typer) -> None:
