@@ -41,15 +41,18 @@ def _settings(**overrides: Any):
 def _preload(settings) -> tuple[Any, Any]:
     """Load checkpoint, text encoder and index once before uvicorn starts, so a problem is
     one clear line instead of a failed server start-up."""
-    from gaitsearch.index.loaded_index import current_version
+    from gaitsearch.index.loaded_index import IndexLoadError
     from gaitsearch.index.retriever import Retriever, RetrieverError
+    from gaitsearch.index.shards import is_sharded, live_version
     from gaitsearch.index.versions import CurrentFileError
 
     index_dir = Path(settings.index_dir)
     try:
-        live = current_version(index_dir)
-    except CurrentFileError as exc:
+        live = live_version(index_dir)  # an index directory or a shard list root
+    except (CurrentFileError, IndexLoadError) as exc:
         fail(str(exc))
+    if live is None and is_sharded(index_dir):
+        fail(f"{index_dir}: a shard of this shard list has no published version yet")
     if live is None:
         fail(
             f"{index_dir / 'CURRENT'}: missing; no index published in {index_dir} "

@@ -172,3 +172,22 @@ def test_parts_embedded_on_a_local_ray_cluster_serve_as_one_index(
     finally:
         one.close()
         many.close()
+
+
+def test_serve_preload_accepts_a_shard_root_and_names_an_unpublished_shard(
+    sharded, tiny_checkpoint, tmp_path, capsys
+):
+    import typer
+    from gaitsearch.service.cli_serve import _preload
+
+    _, _, shard_dirs, served = sharded
+    model, _ = _preload(ServiceIndex(None, served, tiny_checkpoint).settings())
+    assert model.fingerprint
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "shards.json").write_text(
+        json.dumps({"shards": [str(shard_dirs[0]), str(tmp_path / "empty")]})
+    )
+    with pytest.raises(typer.Exit):
+        _preload(ServiceIndex(None, tmp_path / "root", tiny_checkpoint).settings())
+    assert "has no published version" in capsys.readouterr().err
