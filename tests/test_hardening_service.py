@@ -138,12 +138,14 @@ def test_watch_survives_an_unreadable_current_and_follows_the_next_good_one(
 ):
     index_dir = Path(service_index.index_dir)
     live = current_version(index_dir)
+    # Published (and CURRENT set back) before the server watches: done while it watched, a
+    # busy machine's watcher could load the new version in between (a second "changed").
+    newer = service_index.publish_new_version()
+    set_current(index_dir, live)
     with (
         _start(service_index, text_encoder, watch=True, watch_interval_s=0.1) as watched,
         httpx.Client(base_url=watched.url, timeout=30) as c,
     ):
-        newer = service_index.publish_new_version()  # also makes it CURRENT
-        set_current(index_dir, live)
         time.sleep(0.3)
         (index_dir / "CURRENT").write_bytes(b"\xff\xff\xff")  # unreadable, more than once
         time.sleep(0.5)
