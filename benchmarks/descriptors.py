@@ -33,13 +33,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from gaitsearch.model import descriptors as D
-from gaitsearch.model.attributes import MOTION_GROUPS
-from gaitsearch.model.render import detect, place_cameras, project
-from gaitsearch.model.skeleton import FLIP_PERMUTATION, J
-from gaitsearch.model.synth import sample_attributes
-from gaitsearch.model.walker import gait_params, simulate
+# One BLAS thread, as in the embedding workers (the batched matrix products would otherwise
+# take a second core and the CPU time per walk would count both).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+from gaitsearch.model import descriptors as D  # noqa: E402
+from gaitsearch.model.attributes import MOTION_GROUPS  # noqa: E402
+from gaitsearch.model.render import detect, place_cameras, project  # noqa: E402
+from gaitsearch.model.skeleton import FLIP_PERMUTATION, J  # noqa: E402
+from gaitsearch.model.synth import sample_attributes  # noqa: E402
+from gaitsearch.model.walker import gait_params, simulate  # noqa: E402
 
 VIEWS = ("front", "back", "side", "oblique")
 VARIANTS = ("clean", "detector", "noisy", "swaps")
@@ -201,16 +206,24 @@ def timing(seed: int, n: int = 400, repeats: int = 3) -> dict[str, float]:
     seqs = [s[:60] for s in data["seqs"]["detector"]]
     seqs = [np.concatenate([s, s[-4:]]) for s in seqs]  # 64 frames
     D.measure_many(seqs[:10], 25.0)  # warm the caches
-    cpu, wall = [], []
+    cpu, wall, alone = [], [], []
     for _ in range(repeats):
         c0, w0 = time.process_time(), time.perf_counter()
         D.measure_many(seqs, 25.0)
         cpu.append((time.process_time() - c0) / n * 1000.0)
         wall.append((time.perf_counter() - w0) / n * 1000.0)
+        # Baseline in the same run: the same walks measured one by one.
+        c0 = time.process_time()
+        for s in seqs:
+            D.measure(s, 25.0)
+        alone.append((time.process_time() - c0) / n * 1000.0)
     per = float(np.median(cpu))
+    base = float(np.median(alone))
     return {
         "ms_per_walk_64_frames": round(per, 3),
         "ms_per_walk_64_frames_wall": round(float(np.median(wall)), 3),
+        "ms_per_walk_64_frames_walk_by_walk": round(base, 3),
+        "batched_speedup": round(base / per, 2) if per > 0 else 0.0,
         "walks": n,
         "repeats": repeats,
         "est_217k_walks_s": round(per * 217.0, 1),
@@ -459,7 +472,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{t['repeats']} runs over {t['walks']} walks, one core; "
         f"{t['ms_per_walk_64_frames_wall']} ms wall on the shared machine, load average "
         f"{t.get('load_average_1min')} on {t.get('cpus')} cores), "
-        f"about {t['est_217k_walks_s']} s of one core for 217k walks.",
+        f"about {t['est_217k_walks_s']} s of one core for 217k walks; measured one by one "
+        f"in the same run: {t.get('ms_per_walk_64_frames_walk_by_walk')} ms "
+        f"({t.get('batched_speedup')}x slower).",
         "",
         "Median measured value per attribute value (detector variant, all views pooled "
         "where measurable):",

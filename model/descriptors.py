@@ -710,18 +710,9 @@ def _measure(keypoints: np.ndarray, fps: float) -> np.ndarray:
 
 
 def measure_many(sequences: Sequence[np.ndarray], fps: Sequence[float] | float) -> np.ndarray:
-    """``(n, len(DESCRIPTORS))`` float32 descriptors of many sequences."""
-    n = len(sequences)
-    if isinstance(fps, (int, float, np.number)):
-        rates = [float(fps)] * n
-    else:
-        rates = [float(r) for r in np.asarray(fps, dtype=np.float64).reshape(-1)]
-    if len(rates) != n:
-        raise ValueError(f"{n} sequences but {len(rates)} frame rates")
-    out = np.full((n, len(DESCRIPTORS)), np.nan, dtype=np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        with np.errstate(all="ignore"):
-            for i, (seq, rate) in enumerate(zip(sequences, rates, strict=True)):
-                out[i] = _measure(seq, rate)
-    return out
+    """``(n, len(DESCRIPTORS))`` float32 descriptors of many sequences: the same values as
+    :func:`measure` walk by walk, computed a batch at a time
+    (:mod:`gaitsearch.model.descriptors_batch`)."""
+    from gaitsearch.model.descriptors_batch import measure_many as batched
+
+    return batched(sequences, fps)
