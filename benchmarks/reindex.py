@@ -184,16 +184,38 @@ def cli_build(
     return result
 
 
+_STRIP_EDITABLE = """# Written by benchmarks/reindex.py: an editable install's import finder
+# would serve gaitsearch.model & co. from the checkout whatever PYTHONPATH says.
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+"""
+
+
+def baseline_env(src: Path, tmp: Path) -> dict[str, str]:
+    """An environment whose ``gaitsearch`` is the copy at ``src`` (a directory holding
+    ``gaitsearch/`` with ``model/``, ``index/`` and ``service/`` inside), checked."""
+    site = tmp / "baseline-site"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(_STRIP_EDITABLE)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{src.resolve()}{os.pathsep}{site}"
+    probe = "import gaitsearch.model.descriptors as d; print(d.__file__)"
+    where = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp, check=True,
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    if not Path(where).resolve().is_relative_to(src.resolve()):
+        raise SystemExit(f"error: --baseline-src {src}: gaitsearch is still imported from {where}")
+    return env
+
+
 def compare_baseline(sub: Path, tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Local engine, default settings, with an older package (``--baseline-src`` first on
     ``PYTHONPATH``) and with this checkout, alternating, so both see the same load."""
     out = []
     count = gallery_size(sub)
+    base_env = baseline_env(args.baseline_src, tmp)
     for rnd in range(args.baseline_rounds):
         for label in ("baseline", "current"):
-            env = dict(os.environ)
-            if label == "baseline":
-                env["PYTHONPATH"] = str(args.baseline_src.resolve())
+            env = base_env if label == "baseline" else dict(os.environ)
             res = cli_build(sub, tmp / f"idx-{label}-{rnd}", args.checkpoint, "local", None,
                             "flat", args.batch_size, "fp32", env)  # fmt: skip
             res.update(code=label, round=rnd, cpu_ms_per_walk=round(res["cpu_s"] / count * 1e3, 3))
@@ -291,6 +313,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append("")
     if doc.get("full"):
         f = doc["full"]
+        # The targets: 217k walks in 5 min (issue F), 1M in 15 min (issue P).
+        limit = 300 if f["count"] <= DENSEGAIT_SIZE else 900
         lines += [
             f"Full reindex ({f['count']} sequences, local engine, {f['precision']}, "
             f"`--kind auto` -> {f['kind']}):",
@@ -300,8 +324,8 @@ def markdown(doc: dict[str, Any]) -> str:
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
             f"| {f['wall_s']} | {f.get('cpu_s', '-')} | {f['embed_s']} | {f['embed_seq_per_s']} | "
             f"{f['faiss_build_s']} | "
-            f"{f['recall_at_10']} | {f['peak_rss_tree_mb']} | <= 300 s: "
-            f"{'met' if f['wall_s'] <= 300 else 'missed'}; <= 3072 MiB: "
+            f"{f['recall_at_10']} | {f['peak_rss_tree_mb']} | <= {limit} s: "
+            f"{'met' if f['wall_s'] <= limit else 'missed'}; <= 3072 MiB: "
             f"{'met' if f['peak_rss_tree_mb'] <= 3072 else 'missed'} |",
             "",
         ]
