@@ -7,6 +7,7 @@ Any failure is an :class:`IndexLoadError` naming the file and the problem.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import faiss as _faiss
 import numpy as np
+from gaitsearch.index.column_search import ColumnSearch
 from gaitsearch.index.faiss_index import apply_search_params
 from gaitsearch.index.manifest import (
     MANIFEST_FILE,
@@ -40,6 +42,10 @@ __all__ = [
 
 # Filters that leave at most this many rows are answered exactly over those rows.
 EXACT_FILTER_MAX = 20_000
+# "0" turns off the column-by-column exact search (index/column_search.py), e.g. to measure
+# FAISS alone; kinds whose stored vectors are exact get it when the copy fits its budget.
+COLUMN_SEARCH_ENV = "GAITSEARCH_COLUMN_SEARCH"
+COLUMN_KINDS = ("flat", "hnsw", "ivfflat")
 
 
 class IndexLoadError(RuntimeError):
@@ -124,7 +130,16 @@ def load_index(index_dir: Path | str, version: str | None = None) -> LoadedIndex
             ivf.set_direct_map_type(faiss.DirectMap.Array)
         except RuntimeError:
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-    return LoadedIndex(version, vdir, manifest, index, store)
+    loaded = LoadedIndex(version, vdir, manifest, index, store)
+    if (
+        os.environ.get(COLUMN_SEARCH_ENV, "1").strip() != "0"
+        and manifest.kind in COLUMN_KINDS
+        and ColumnSearch.fits(manifest.count, manifest.dim)
+        and manifest.count > 0
+    ):
+        rows, vectors = loaded.all_vectors()
+        loaded.columns = ColumnSearch(vectors, rows)
+    return loaded
 
 
 def _read_manifest(vdir: Path) -> IndexManifest:
@@ -164,6 +179,8 @@ class LoadedIndex:
         self._index = index
         self._store = store
         self.filter_keys: frozenset[str] = store.filter_keys
+        #: exact search over the columns a sparse query names (None: FAISS answers all)
+        self.columns: ColumnSearch | None = None
 
     # -- search -------------------------------------------------------------------------
     def search(
@@ -194,8 +211,23 @@ class LoadedIndex:
             else:
                 scores, rows = self._filtered_search(q, allowed, k)
         else:
-            scores, rows = self._index.search(q, min(k, self.count))
+            scores, rows = self._search_all(q, min(k, self.count))
         return self._to_hits(scores, rows)
+
+    def _search_all(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse queries column by column (exact), the others through FAISS."""
+        if self.columns is None:
+            return self._index.search(q, k)
+        sparse = self.columns.takes(q)
+        if sparse.all():
+            return self.columns.search(q, k)
+        if not sparse.any():
+            return self._index.search(q, k)
+        scores = np.empty((len(q), k), dtype=np.float32)
+        rows = np.empty((len(q), k), dtype=np.int64)
+        scores[sparse], rows[sparse] = self.columns.search(q[sparse], k)
+        scores[~sparse], rows[~sparse] = self._index.search(np.ascontiguousarray(q[~sparse]), k)
+        return scores, rows
 
     def _exact_over(
         self, q: np.ndarray, allowed: np.ndarray, k: int

@@ -7,12 +7,14 @@ entries are skipped and counted.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -172,16 +174,39 @@ def load_sequence(path: Path | str) -> np.ndarray:
     return validate_sequence(arr, str(path))
 
 
-def _npy_header(fh: Any, size: int, source: str) -> tuple[tuple[int, ...], np.dtype]:
+_NPY_MAGIC = b"\x93NUMPY"
+MAX_HEADER_BYTES = 10_000
+
+
+@lru_cache(maxsize=1024)  # at most ~10 MB of distinct headers
+def _parse_npy_header(raw: bytes) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """NumPy's own (safe, literal-only) parse of a complete ``.npy`` preamble; a gallery's
+    files share a few dozen distinct headers, so each is parsed once."""
     from numpy.lib import format as npy
 
+    fh = io.BytesIO(raw)
+    major, _ = npy.read_magic(fh)
+    read = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+    shape, fortran, dtype = read(fh, max_header_size=MAX_HEADER_BYTES)
+    return tuple(int(d) for d in shape), bool(fortran), dtype
+
+
+def _npy_header(fh: Any, size: int, source: str) -> tuple[tuple[int, ...], np.dtype]:
     if size == 0:
         raise SkeletonError(f"{source}: empty file (not a .npy array)")
     try:
-        major, _ = npy.read_magic(fh)
-        read = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
-        shape, fortran, dtype = read(fh, max_header_size=10_000)
-    except (ValueError, EOFError, OSError) as exc:
+        prefix = fh.read(8)  # magic and version
+        if len(prefix) < 8 or prefix[:6] != _NPY_MAGIC:
+            raise ValueError("the magic string is not that of a .npy file")
+        length = fh.read(2 if prefix[6] == 1 else 4)
+        header_len = int.from_bytes(length, "little")
+        if header_len > MAX_HEADER_BYTES:
+            raise ValueError(f"header of {header_len} bytes (at most {MAX_HEADER_BYTES})")
+        header = fh.read(header_len)
+        if len(header) < header_len:
+            raise EOFError("the file ends inside its header")
+        shape, fortran, dtype = _parse_npy_header(prefix + length + header)
+    except (ValueError, EOFError, OSError, SyntaxError) as exc:
         raise SkeletonError(f"{source}: not a readable .npy array ({exc})") from exc
     if dtype.hasobject or dtype.kind not in "biuf":
         raise SkeletonError(f"{source}: expected real numbers, the file holds dtype {dtype}")
