@@ -62,6 +62,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "+bf16": {"GAITSEARCH_ENCODER_BACKEND": "torch-bf16", **NO_CACHE},
     "+query-cache": {"GAITSEARCH_ENCODER_BACKEND": "onnx", "GAITSEARCH_RESULT_CACHE_SIZE": "0"},
     "fast": {},
+    # Ablation: the fast path with FAISS answering every query (no column search).
+    "fast-faiss-only": {"GAITSEARCH_COLUMN_SEARCH": "0"},
     # Ablation: the fast path with each search its own index call.
     "fast-unbatched-search": {"--no-search-batching": ""},
     # The int8 query encoder (opt-in): the +onnx step and the full fast path with it.
