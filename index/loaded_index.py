@@ -137,8 +137,8 @@ def load_index(index_dir: Path | str, version: str | None = None) -> LoadedIndex
         and ColumnSearch.fits(manifest.count, manifest.dim)
         and manifest.count > 0
     ):
-        rows, vectors = loaded.all_vectors()
-        loaded.columns = ColumnSearch(vectors, rows)
+        rows = store.all_rows()
+        loaded.columns = ColumnSearch.gather(rows, loaded._reconstruct, manifest.dim)
     return loaded
 
 

@@ -111,3 +111,16 @@ def test_loaded_index_answers_like_faiss(shipped_index: Path, monkeypatch) -> No
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
         # Equal scores may come in another order: compare ids score by score.
         assert {(h.id, round(h.score, 4)) for h in a} == {(h.id, round(h.score, 4)) for h in b}
+
+
+def test_gathered_in_chunks_equals_built_at_once() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1000, 12)).astype(np.float32)
+    rows = rng.permutation(5000)[:1000]
+    lookup = {int(r): i for i, r in enumerate(rows)}
+    chunked = ColumnSearch.gather(rows, lambda r: x[[lookup[int(v)] for v in r]], 12, chunk=64)
+    whole = ColumnSearch(x, rows)
+    np.testing.assert_array_equal(chunked.columns, whole.columns)
+    q = _sparse_queries(rng, 5, 12, 3)
+    for a, b in zip(chunked.search(q, 7), whole.search(q, 7), strict=True):
+        np.testing.assert_array_equal(a, b)
