@@ -309,11 +309,9 @@ def _angle_deg(dx: np.ndarray, up: np.ndarray) -> np.ndarray:
     return np.asarray(np.degrees(np.arctan2(dx, up)))
 
 
-def _prepare(keypoints: np.ndarray) -> np.ndarray | None:
-    """Filled pixel coordinates (T, 18, 2), y down, NaN for joints never seen."""
-    arr = np.asarray(keypoints, dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[1] != 18 or arr.shape[2] < 2:
-        raise ValueError(f"expected (T, 18, 3) keypoints, got shape {arr.shape}")
+def measured_frames(arr: np.ndarray) -> np.ndarray:
+    """The frames of ``arr`` (T, ...) a clip is measured on (``_prepare`` and the batched
+    path of :mod:`gaitsearch.model.descriptors_batch` both cut them here)."""
     if arr.shape[0] > MAX_FRAMES:  # a long tracklet: its middle is plenty of gait cycles
         start = (arr.shape[0] - MAX_FRAMES) // 2
         arr = arr[start : start + MAX_FRAMES]
@@ -324,6 +322,15 @@ def _prepare(keypoints: np.ndarray) -> np.ndarray | None:
         keep = arr.shape[0] - arr.shape[0] % FRAME_QUANTUM
         start = (arr.shape[0] - keep) // 2
         arr = arr[start : start + keep]
+    return arr
+
+
+def _prepare(keypoints: np.ndarray) -> np.ndarray | None:
+    """Filled pixel coordinates (T, 18, 2), y down, NaN for joints never seen."""
+    arr = np.asarray(keypoints, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[1] != 18 or arr.shape[2] < 2:
+        raise ValueError(f"expected (T, 18, 3) keypoints, got shape {arr.shape}")
+    arr = measured_frames(arr)
     xy = arr[..., :2]
     conf = arr[..., 2] if arr.shape[2] > 2 else np.ones(arr.shape[:2])
     valid = (conf >= MIN_CONFIDENCE) & np.isfinite(xy).all(-1) & np.isfinite(conf)

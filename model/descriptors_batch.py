@@ -406,13 +406,7 @@ def _cut(keypoints: np.ndarray) -> np.ndarray | None:
     arr = np.asarray(keypoints, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[1] != 18 or arr.shape[2] < 3:
         return None
-    if arr.shape[0] > D.MAX_FRAMES:
-        start = (arr.shape[0] - D.MAX_FRAMES) // 2
-        arr = arr[start : start + D.MAX_FRAMES]
-    if arr.shape[0] >= D.MIN_FRAMES + D.FRAME_QUANTUM:
-        keep = arr.shape[0] - arr.shape[0] % D.FRAME_QUANTUM
-        start = (arr.shape[0] - keep) // 2
-        arr = arr[start : start + keep]
+    arr = D.measured_frames(arr)
     return arr[..., :3] if arr.shape[0] >= D.MIN_FRAMES else None
 
 
