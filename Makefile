@@ -40,7 +40,7 @@ typecheck: setup
 test: setup browser lint typecheck
 	$(BIN)/python -m pytest -q
 
-# Builds the Docker image with podman and runs it for real (root, ~45 GB free; see docs/docker.md).
+# Builds the Docker image with podman and runs it for real (root, ~16 GB free; see docs/docker.md).
 docker-test: setup
 	$(BIN)/python tests/docker/run_image_test.py
 
