@@ -227,7 +227,7 @@ def compare_baseline(sub: Path, tmp: Path, args: argparse.Namespace) -> list[dic
 # -- FAISS kinds ----------------------------------------------------------------------------
 def bench_kinds(index_dir: Path, data: Path, kinds: list[str], checkpoint: str | None) -> list:
     import faiss
-    from gaitsearch.index.faiss_index import build_faiss, exact_topk, recall_at_k, tune_search
+    from gaitsearch.index.faiss_index import ExactTruth, build_faiss, recall_at_k, tune_search
     from gaitsearch.index.loaded_index import load_index
     from gaitsearch.index.recall_check import recall_queries as query_vectors
     from gaitsearch.model.checkpoint import load_checkpoint
@@ -236,7 +236,7 @@ def bench_kinds(index_dir: Path, data: Path, kinds: list[str], checkpoint: str |
     _, vectors = live.all_vectors()
     model = load_checkpoint(checkpoint)
     queries, source = query_vectors(data, live._store.sample_descriptions(300), model, vectors)
-    truth = exact_topk(vectors, queries, 10)
+    truth = ExactTruth.of(vectors, queries, 10)  # ties count as found, as the recall check does
     out = []
     for kind in kinds:
         built = build_faiss(vectors, kind)

@@ -1,6 +1,7 @@
 """The recall check of a new index version: real queries (the gallery's ``queries.jsonl`` or
-its descriptions) through the one query pipeline, exact top-10 against the built index, and
-the search parameters tuned until the recall target is met (exact kinds need no check).
+its descriptions) through the one query pipeline, exact top-10 against the built index (a walk
+found with the exact 10th score or better counts, see ``ExactTruth``), and the search
+parameters tuned until the recall target is met (exact kinds need no check).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from gaitsearch.index.faiss_index import RECALL_TARGET, BuiltIndex, exact_topk, tune_search
+from gaitsearch.index.faiss_index import RECALL_TARGET, BuiltIndex, ExactTruth, tune_search
 from gaitsearch.index.manifest import RecallInfo
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,8 @@ def measure_recall(
         return RecallInfo(
             recall_at_10=1.0, queries=0, query_source="exact index", meets_target=True
         )
-    truth = exact_topk(vectors, queries, 10)
-    if ids is not None:
-        truth = np.where(truth >= 0, ids[np.clip(truth, 0, None)], -1)
+    # Ties count as found: many walks share one vector, and any of them is a right answer.
+    truth = ExactTruth.of(vectors, queries, 10, ids=ids)
     recall = tune_search(built, queries, truth, 10)
     return RecallInfo(
         recall_at_10=round(recall, 4),
