@@ -42,6 +42,12 @@ def test_query_part_carries_the_attribute_probability_to_linked_values():
     assert part[1, cols[("foot_clearance", "low")]] == pytest.approx(0.8)
     assert part[1, cols[("stride", "short")]] == pytest.approx(0.8)
     assert part[1, cols[("speed", "slow")]] == 0
+    # Every measured value: the largest probability among the attribute values linked to it.
+    rng = np.random.default_rng(0)
+    named = rng.random((50, 7), dtype=np.float32)
+    want = np.max(named[:, :, None] * space.link_map[None], axis=1)
+    assert np.array_equal(space.query_part(named), want)
+    assert space.query_part(named[:0]).shape == (0, space.dim)
 
 
 def test_terms_and_config_round_trip():

@@ -127,3 +127,22 @@ def test_held_out_off_topic_set_is_separate_from_the_generated_negatives() -> No
 
 def test_stop_and_framing_words_are_never_reported_ignored() -> None:
     assert content_words("Show me a person walking in a red coat") == ["red", "coat"]
+
+
+def test_head_reading_is_a_softmax_per_group(reader, text_encoder) -> None:
+    """The vectorised reading (one flat array, blocks as views) against its definition."""
+    texts = ["woman in heels walking briskly", "a tired old man shuffling", "asdf jkl", "x"]
+    vectors = text_encoder.encode(texts)
+    log_probs = reader.group_log_probabilities(vectors)
+    logits = (vectors @ reader.weight.T + reader.bias).astype(np.float64)
+    start = 0
+    for block, n in zip(log_probs, reader.sizes, strict=True):
+        part = logits[:, start : start + n + 1]
+        want = part - part.max(1, keepdims=True)
+        want = want - np.log(np.exp(want).sum(1, keepdims=True))
+        assert np.allclose(block, want, atol=1e-12)
+        start += n + 1
+    # The padded path of the terms and the per-group path agree.
+    near = np.ones(len(texts), dtype=bool)
+    assert reader._all_terms(log_probs, near) == reader._all_terms(list(log_probs), near)
+    assert reader.group_log_probabilities(vectors[:0]).flat.shape[0] == 0
