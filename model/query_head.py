@@ -24,12 +24,12 @@ only, held-out phrasing never seen); the frozen text encoder stays frozen.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gaitsearch.model.head_layout import group_layout
 from torch import nn
 
 
@@ -70,24 +70,13 @@ def query_vectors_numpy(
     (17 ms instead of 1.7 ms for an exact search over 217k walks), for a change in scores
     far below anything that could reorder results."""
     logits = (np.asarray(text, dtype=np.float32) @ weight.T + bias) / temperature
-    starts, widths, values = _layout(tuple(int(n) for n in sizes))
+    starts, widths, values = group_layout(tuple(int(n) for n in sizes))
     if not len(logits):
         return np.zeros((0, sum(sizes)), dtype=np.float32)
     # All groups in one call each (a loop over groups cost ~0.1 ms per query).
     block = np.exp(logits - np.repeat(np.maximum.reduceat(logits, starts, axis=1), widths, axis=1))
     block /= np.repeat(np.add.reduceat(block, starts, axis=1), widths, axis=1)
     return flush_to_zero(np.ascontiguousarray(block[:, values], dtype=np.float32))
-
-
-@functools.lru_cache(maxsize=64)
-def _layout(sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each group's first logit column, its width (values + "not named") and the columns
-    of values (every column but the groups' last)."""
-    widths = np.array([n + 1 for n in sizes], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
-    values = np.ones(int(widths.sum()), dtype=bool)
-    values[starts + widths - 1] = False
-    return starts, widths, np.flatnonzero(values)
 
 
 FLUSH_BELOW = 1e-7

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gaitsearch.model.head_layout import group_layout
 
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -130,14 +131,31 @@ class GroupBlocks(list):
     calls)."""
 
     flat: np.ndarray
-    value_columns: np.ndarray  # (columns,) bool: False at each group's "not named"
+
+    @classmethod
+    def of(cls, flat: np.ndarray, sizes: Sequence[int]) -> GroupBlocks:
+        out = cls()
+        out.flat = flat
+        starts, widths, _ = group_layout(tuple(sizes))
+        out.extend(flat[:, a : a + w] for a, w in zip(starts, widths, strict=True))
+        return out
+
+    @classmethod
+    def joined(cls, blocks: Sequence[np.ndarray]) -> GroupBlocks:
+        """``blocks`` as GroupBlocks (a plain list of per-group arrays is concatenated)."""
+        if isinstance(blocks, GroupBlocks):
+            return blocks
+        return cls.of(np.concatenate(list(blocks), axis=1), [b.shape[1] - 1 for b in blocks])
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(b.shape[1] - 1 for b in self)
 
 
-def top_log_probability(log_probs: list[np.ndarray]) -> np.ndarray:
+def top_log_probability(log_probs: Sequence[np.ndarray]) -> np.ndarray:
     """Per text, the log-probability of its most likely value over all groups."""
-    if isinstance(log_probs, GroupBlocks):
-        return np.asarray(log_probs.flat[:, log_probs.value_columns].max(axis=1))
-    return np.max(np.stack([lp[:, :-1].max(axis=1) for lp in log_probs], axis=1), axis=1)
+    blocks = GroupBlocks.joined(log_probs)
+    return np.asarray(blocks.flat[:, group_layout(blocks.sizes)[2]].max(axis=1))
 
 
 def not_grounded_detail(vocabulary: Mapping[str, Sequence[str]]) -> str:
@@ -172,11 +190,7 @@ class QueryReader:
         self.groups = list(self.vocabulary)
         self.sizes = [len(v) for v in self.vocabulary.values()]
         # Column layout of the head's logits: per group its values, then "not named".
-        widths = np.array([n + 1 for n in self.sizes], dtype=np.int64)
-        self._starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
-        self._widths = widths
-        self._value_columns = np.ones(int(widths.sum()), dtype=bool)
-        self._value_columns[self._starts + widths - 1] = False
+        self._starts, self._widths, _ = group_layout(tuple(self.sizes))
         # (G, max values) column of each group's v-th value; padding marked in _pad_ok.
         most = max(self.sizes, default=0)
         self._pad_ok = np.arange(most)[None, :] < np.array(self.sizes, dtype=np.int64)[:, None]
@@ -247,30 +261,21 @@ class QueryReader:
     def group_probabilities(self, text_vectors: np.ndarray) -> GroupBlocks:
         """Per group ``(n, values + 1)``: the head's softmax (at temperature 1, not the
         sharper ranking temperature), "not named" last."""
-        log_probs = self.group_log_probabilities(text_vectors)
-        out = GroupBlocks()
-        out.flat, out.value_columns = np.exp(log_probs.flat), log_probs.value_columns
-        out.extend(out.flat[:, a : a + w] for a, w in zip(self._starts, self._widths, strict=True))
-        return out
+        return GroupBlocks.of(np.exp(self.group_log_probabilities(text_vectors).flat), self.sizes)
 
     def group_log_probabilities(self, text_vectors: np.ndarray) -> GroupBlocks:
         """:meth:`group_probabilities` as logs (float64: the head is sharp, and confidence
         reads the log-odds of values whose probability is 1 - 1e-9)."""
         assert self.weight is not None and self.bias is not None
         logits = np.asarray(text_vectors, dtype=np.float32) @ self.weight.T + self.bias
-        logits = logits.astype(np.float64)
-        out = GroupBlocks()
-        if len(logits):  # per group: minus its max, minus the log of its sum of exps
-            shifted = logits - np.repeat(
-                np.maximum.reduceat(logits, self._starts, axis=1), self._widths, axis=1
+        flat = logits.astype(np.float64)
+        if len(flat):  # per group: minus its max, minus the log of its sum of exps
+            flat = flat - np.repeat(
+                np.maximum.reduceat(flat, self._starts, axis=1), self._widths, axis=1
             )
-            sums = np.add.reduceat(np.exp(shifted), self._starts, axis=1)
-            flat = shifted - np.repeat(np.log(sums), self._widths, axis=1)
-        else:
-            flat = logits
-        out.flat, out.value_columns = flat, self._value_columns
-        out.extend(flat[:, a : a + w] for a, w in zip(self._starts, self._widths, strict=True))
-        return out
+            sums = np.add.reduceat(np.exp(flat), self._starts, axis=1)
+            flat = flat - np.repeat(np.log(sums), self._widths, axis=1)
+        return GroupBlocks.of(flat, self.sizes)
 
     def caption_similarity(self, text_vectors: np.ndarray, k: int = 1) -> np.ndarray:
         """Mean cosine of each text to its ``k`` nearest stored training captions."""
@@ -324,13 +329,10 @@ class QueryReader:
         if n == 0 or not log_probs:
             return [[] for _ in range(n)]
         rows = np.arange(n)
-        if isinstance(log_probs, GroupBlocks):  # (n, G, most values), padding at -inf
-            padded = np.where(self._pad_ok, log_probs.flat[:, self._pad_cols], -np.inf)
-            tops = padded.argmax(axis=2)  # (n, G)
-            top_lp = padded.max(axis=2)
-        else:
-            tops = np.stack([lp[:, :-1].argmax(axis=1) for lp in log_probs], axis=1)
-            top_lp = np.stack([lp[rows, tops[:, g]] for g, lp in enumerate(log_probs)], axis=1)
+        flat = GroupBlocks.joined(log_probs).flat  # (n, G, most values), padding at -inf:
+        padded = np.where(self._pad_ok, flat[:, self._pad_cols], -np.inf)
+        tops = padded.argmax(axis=2)  # (n, G)
+        top_lp = padded.max(axis=2)
         keep = np.exp(top_lp) >= self.threshold
         if self.grounding is not None:
             keep[rows, top_lp.argmax(axis=1)] = True
