@@ -230,7 +230,7 @@ class ShardedIndex:
         targets = [s for s in self.shards if not filters or set(filters) <= s.filter_keys]
         if self.parallel and len(targets) > 1 and self._heavy(vectors, filters, targets):
             # FAISS releases the GIL: the shards' scans overlap (4 shards of 54k walks, dense
-            # queries: 9.0 -> 5.9 ms on 2 cores; benchmarks/shard_search.py).
+            # queries: 8.7 -> 5.4 ms on 2 cores; benchmarks/shard_search.py).
             per_shard = list(_pool().map(lambda s: s.search(vectors, k, filters), targets))
         else:
             per_shard = [s.search(vectors, k, filters) for s in targets]

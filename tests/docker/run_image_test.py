@@ -220,7 +220,18 @@ class DiskWatch(threading.Thread):
     def __init__(self, path: Path) -> None:
         super().__init__(daemon=True)
         self.path, self.done = path, threading.Event()
-        self.start_free = self.min_free = shutil.disk_usage(path).free
+        self.start_free = self.min_free = 0
+
+    def start(self) -> None:
+        # The baseline is the free space when watching starts (after any prune), not when
+        # the watcher was made.
+        self.start_free = self.min_free = shutil.disk_usage(self.path).free
+        super().start()
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.is_alive():
+            self.join()
 
     @property
     def peak_gb(self) -> float:
@@ -235,8 +246,7 @@ class DiskWatch(threading.Thread):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.join()
+        self.stop()
 
 
 # ---- 3. image checks --------------------------------------------------------------------------
@@ -493,10 +503,10 @@ def main() -> int:
         figures = run_services()
     except Fail as exc:
         print(f"[docker-test] FAILED: {exc}", file=sys.stderr, flush=True)
-        whole.done.set()
+        whole.stop()
         cleanup()
         return 1
-    whole.__exit__()
+    whole.stop()
     cleanup()
     kept_gb = du_gb(STORE)
     print(
