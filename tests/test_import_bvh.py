@@ -317,3 +317,35 @@ def test_real_walks_split_is_by_clip() -> None:
         assert m["id"].startswith(m["clip"] + "_") and m["view"] in B.VIEWS
     families = {k for m in meta if m["clip"] in test for k in m["attributes"] if k != "bvh"}
     assert {"pace", "emotion", "step"} <= families
+
+
+def test_joint_map_cmu_asf_names() -> None:
+    """The CMU conversion that keeps the ASF bone names (LeftHip/LeftKnee/LeftAnkle, a
+    LeftCollar clavicle before LeftShoulder, lhand at the wrist) maps onto the limbs."""
+    names = ("Hips LHipJoint LeftHip LeftKnee LeftAnkle LeftToe RHipJoint RightHip RightKnee "
+             "RightAnkle RightToe lowerback Chest Chest2 lowerneck Neck Head LeftCollar "
+             "LeftShoulder LeftElbow LeftWrist lhand LFingers RightCollar RightShoulder "
+             "RightElbow RightWrist rhand RFingers").split()  # fmt: skip
+    m = {k: names[v] for k, v in B.joint_map(names).items()}
+    assert m["l_shoulder"] == "LeftShoulder" and m["r_elbow"] == "RightElbow"
+    assert m["l_hip"] == "LeftHip" and m["r_knee"] == "RightKnee" and m["l_ankle"] == "LeftAnkle"
+    assert m["r_wrist"] in {"rhand", "RightWrist"} and m["neck"] == "Neck"
+
+
+def test_cmu_style_label_table_names_one_known_value_per_trial() -> None:
+    """datasets/real_walks/cmu_style_labels.csv (for users with the CMU files): every row
+    reads as exactly one gaitsearch value, and keeps CMU's own description."""
+    from gaitsearch.model.attributes import ATTRIBUTES
+
+    table = B.read_label_table(ROOT / "datasets" / "real_walks" / "cmu_style_labels.csv")
+    assert len(table) >= 60
+    subjects = set()
+    for name, labels in table.items():
+        attrs = B.map_labels(labels)
+        named = {k: v for k, v in attrs.items() if k != "bvh"}
+        assert len(named) == 1, (name, attrs)
+        ((group, value),) = named.items()
+        assert value in ATTRIBUTES[group], (name, group, value)
+        assert labels.get("cmu"), name
+        subjects.add(name.split("_")[0])
+    assert len(subjects) >= 10
