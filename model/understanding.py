@@ -8,7 +8,9 @@ into an :class:`Understanding`:
   head's (softmax at temperature 1) most likely value over all groups, plus ``weight`` times
   the mean cosine of the text to its ``k`` = 10 nearest of a stored sample of 256 training
   captions (``understanding.safetensors``) — reaches ``threshold``, and it has a content
-  word (a text of stop and framing words only, "walking", names nothing). The weight and the
+  word (a text of stop and framing words only, "walking", names nothing), and
+  :func:`says_walking`: a text read only as unmarked values ("neutral", "none", "normal")
+  must also say it is about walking. The weight and the
   threshold are chosen on validation data: best balanced accuracy of held-out-family walking
   queries grounded vs generated negatives not grounded, negatives drawn from word lists the
   training negatives never use (:class:`gaitsearch.model.negatives.PartRandom`).
@@ -65,6 +67,23 @@ STOP_WORDS = frozenset(
     humans one walking walk walks walked video clip footage sequence recording moving
     going""".split()
 )
+# Words that say a text is about people moving on foot, written from general knowledge of
+# locomotion (not from any query list). A text the head reads only as unmarked values
+# (``UNMARKED_VALUES``: "a grumpy looking individual" -> emotion neutral) is grounded only
+# with one of them: unmarked values are what any description of a person falls back on.
+LOCOMOTION_WORDS = frozenset(
+    """walk walks walking walked walker walkers stroll strolls strolling strolled stride
+    strides striding strode gait gaits step steps stepping stepped footstep footsteps pace
+    paces pacing paced limp limps limping limped shuffle shuffles shuffling shuffled march
+    marches marching marched hike hiking trudge trudges trudging trudged amble ambles ambling
+    ambled saunter saunters sauntering sauntered plod plods plodding plodded stomp stomps
+    stomping tiptoe tiptoes tiptoeing hobble hobbles hobbling hobbled stagger staggers
+    staggering staggered wander wanders wandering pedestrian pedestrians run runs running ran
+    runner jog jogs jogging jogger hurry hurries hurrying hurried rush rushing lope loping
+    swagger swaggering strut struts strutting sneak sneaks sneaking creep creeping tread
+    treading trot trotting moving moves move heading""".split()
+)
+UNMARKED_VALUES = frozenset({"none", "nothing", "neutral", "normal", "average"})
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 
 EXAMPLE_QUERIES = (
@@ -122,6 +141,16 @@ def names_something(texts: Sequence[str]) -> np.ndarray:
     """Per text, whether it has a content word: a text of stop and framing words only
     ("walking", "a person") names nothing, whatever the head reads."""
     return np.array([bool(content_words(t)) for t in texts], dtype=bool)
+
+
+def says_walking(text: str, terms: Sequence[Term]) -> bool:
+    """Whether a text with these attribute terms may be grounded: it names a marked value
+    (anything but ``UNMARKED_VALUES``), or it says it is about walking
+    (``LOCOMOTION_WORDS``). "a person dressed entirely in black" read as style "none" is
+    not; "walking at an average speed" is."""
+    if any(t.value not in UNMARKED_VALUES for t in terms):
+        return True
+    return bool(LOCOMOTION_WORDS.intersection(_WORD.findall(text.lower())))
 
 
 class GroupBlocks(list):
@@ -346,14 +375,6 @@ class QueryReader:
             out[i].append(Term(name, self.vocabulary[name][tops[i, g]], float(conf[i, g])))
         return out
 
-    def read_terms(self, text_vectors: np.ndarray) -> list[list[Term]]:
-        """Terms only (no word analysis): what ``grounded`` and ``restrict`` need."""
-        if not self.has_head:
-            return [[] for _ in range(len(text_vectors))]
-        log_probs = self.group_log_probabilities(text_vectors)
-        near = self.novelty_ok(text_vectors, log_probs)
-        return self._all_terms(log_probs, near)
-
     # -- the public reading ------------------------------------------------------------
     def read(
         self, texts: list[str], text_vectors: np.ndarray, encode: Encode
@@ -368,7 +389,10 @@ class QueryReader:
         words = [content_words(t) for t in texts]
         near = self.novelty_ok(text_vectors, query_log_probs)
         near &= np.array([bool(ws) for ws in words], dtype=bool)  # see names_something
-        all_terms = self._all_terms(query_log_probs, near)
+        all_terms = [
+            ts if says_walking(t, ts) else []
+            for t, ts in zip(texts, self._all_terms(query_log_probs, near), strict=True)
+        ]
         # Single words of grounded queries, one batched call.
         wanted = sorted({w for ws, ts in zip(words, all_terms, strict=True) if ts for w in ws})
         row_of = {w: i for i, w in enumerate(wanted)}
@@ -534,14 +558,19 @@ def term_outcomes(
 def _grounded(
     reader: QueryReader, text_vectors: np.ndarray, texts: Sequence[str] | None = None
 ) -> np.ndarray:
-    """Whether each text is grounded (with ``texts``, also :func:`names_something`)."""
+    """Whether each text is grounded: it has a term (with ``texts``, also
+    :func:`names_something` and :func:`says_walking`, as :meth:`QueryReader.read` decides)."""
     log_probs = reader.group_log_probabilities(text_vectors)
     near = reader.novelty_ok(text_vectors, log_probs)
     if texts is not None:
         near = near & names_something(texts)
-    if reader.grounding is not None:
-        return near
-    return (np.exp(top_log_probability(log_probs)) >= reader.threshold) & near
+    terms = reader._all_terms(log_probs, near)
+    if texts is None:
+        return np.array([bool(ts) for ts in terms], dtype=bool)
+    return np.array(
+        [bool(ts) and says_walking(t, ts) for t, ts in zip(texts, terms, strict=True)],
+        dtype=bool,
+    )
 
 
 BANK_FILE = "understanding.safetensors"

@@ -8,9 +8,11 @@ import pytest
 from gaitsearch.model.negatives import generate_negatives
 from gaitsearch.model.understanding import (
     QueryReader,
+    Term,
     Understanding,
     content_words,
     read_offtopic,
+    says_walking,
 )
 
 
@@ -57,6 +59,22 @@ def test_partly_understood_query_reports_what_it_ignored(reader, text_encoder) -
     d = u.to_dict()
     assert set(d) == {"grounded", "terms", "ignored"}
     assert set(d["terms"][0]) == {"name", "value", "confidence", "kind"}
+
+
+def test_says_walking_needs_a_marked_value_or_a_walking_word() -> None:
+    neutral = [Term("emotion", "neutral", 0.8)]
+    assert not says_walking("a calm looking individual", neutral)
+    assert says_walking("a calm individual strolling", neutral)
+    assert says_walking("a calm individual", [*neutral, Term("age", "elderly", 0.9)])
+    assert says_walking("Someone JOGGING", [Term("style", "none", 0.6)])
+
+
+def test_unmarked_reading_alone_is_not_grounded(reader, text_encoder) -> None:
+    # The head reads "nothing in hand" as carrying "nothing": a walk needs more than that.
+    texts = ["a person with nothing in hand", "a person walking with nothing in hand"]
+    alone, walking = _read(reader, text_encoder, texts)
+    assert not alone.grounded and alone.terms == [] and "nothing" in alone.ignored
+    assert walking.grounded and {t.value for t in walking.terms} >= {"nothing"}
 
 
 def test_restrict_zeroes_what_was_not_understood(shipped, reader, text_encoder) -> None:
