@@ -94,6 +94,8 @@ EXAMPLE_QUERIES = (
 )
 # A word read alone supports a term when it gives the term's value at least this probability.
 SUPPORT = 0.25
+# ... and it alone grounds a reading of unmarked values at this probability (``says_walking``).
+STRONG_SUPPORT = 0.95
 HELDOUT_OFFTOPIC = Path(__file__).resolve().parent / "data" / "heldout_offtopic.txt"
 
 
@@ -143,14 +145,22 @@ def names_something(texts: Sequence[str]) -> np.ndarray:
     return np.array([bool(content_words(t)) for t in texts], dtype=bool)
 
 
-def says_walking(text: str, terms: Sequence[Term]) -> bool:
+def says_walking(
+    text: str, terms: Sequence[Term], word_support: Callable[[str, Term], float] | None = None
+) -> bool:
     """Whether a text with these attribute terms may be grounded: it names a marked value
-    (anything but ``UNMARKED_VALUES``), or it says it is about walking
-    (``LOCOMOTION_WORDS``). "a person dressed entirely in black" read as style "none" is
-    not; "walking at an average speed" is."""
+    (anything but ``UNMARKED_VALUES``), it says it is about walking (``LOCOMOTION_WORDS``),
+    or one of its words read alone gives a term's value with probability at least
+    ``STRONG_SUPPORT`` (``word_support(word, term)``: "a person with an average build",
+    where "build" alone reads as build "average"). "a person dressed entirely in black" read
+    as style "none" is not grounded; "walking at an average speed" is."""
     if any(t.value not in UNMARKED_VALUES for t in terms):
         return True
-    return bool(LOCOMOTION_WORDS.intersection(_WORD.findall(text.lower())))
+    if LOCOMOTION_WORDS.intersection(_WORD.findall(text.lower())):
+        return True
+    if word_support is None:
+        return False
+    return any(word_support(w, t) >= STRONG_SUPPORT for t in terms for w in content_words(text))
 
 
 class GroupBlocks(list):
@@ -389,21 +399,26 @@ class QueryReader:
         words = [content_words(t) for t in texts]
         near = self.novelty_ok(text_vectors, query_log_probs)
         near &= np.array([bool(ws) for ws in words], dtype=bool)  # see names_something
-        all_terms = [
-            ts if says_walking(t, ts) else []
-            for t, ts in zip(texts, self._all_terms(query_log_probs, near), strict=True)
-        ]
+        all_terms = self._all_terms(query_log_probs, near)
         # Single words of grounded queries, one batched call.
         wanted = sorted({w for ws, ts in zip(words, all_terms, strict=True) if ts for w in ws})
         row_of = {w: i for i, w in enumerate(wanted)}
         word_probs = self.group_probabilities(encode(wanted)).flat if wanted else None
+
+        def alone(word: str, term: Term) -> float:
+            assert word_probs is not None
+            return float(word_probs[row_of[word], self._column(term)])
+
+        all_terms = [
+            ts if says_walking(t, ts, alone) else [] for t, ts in zip(texts, all_terms, strict=True)
+        ]
         used: list[set[str]] = [set() for _ in texts]
         unexplained: list[tuple[int, Term]] = []
         for i, (ws, ts) in enumerate(zip(words, all_terms, strict=True)):
             for term in ts:
                 assert word_probs is not None
                 g = self.groups.index(term.name)
-                col = self._starts[g] + self.vocabulary[term.name].index(term.value)
+                col = self._column(term)
                 unnamed = self._starts[g] + self._widths[g] - 1
                 support = {w for w in ws if word_probs[row_of[w], col] >= SUPPORT
                            or word_probs[row_of[w], unnamed] <= 0.5}  # fmt: skip
@@ -428,6 +443,11 @@ class QueryReader:
             else:
                 out.append(Understanding(False, [], ignored, self.detail))
         return out
+
+    def _column(self, term: Term) -> int:
+        """The head's probability column of an attribute term's value."""
+        g = self.groups.index(term.name)
+        return int(self._starts[g] + self.vocabulary[term.name].index(term.value))
 
     def restrict(
         self, query_vectors: np.ndarray, understandings: Sequence[Understanding]
@@ -556,10 +576,14 @@ def term_outcomes(
 
 
 def _grounded(
-    reader: QueryReader, text_vectors: np.ndarray, texts: Sequence[str] | None = None
+    reader: QueryReader,
+    text_vectors: np.ndarray,
+    texts: Sequence[str] | None = None,
+    encode: Encode | None = None,
 ) -> np.ndarray:
     """Whether each text is grounded: it has a term (with ``texts``, also
-    :func:`names_something` and :func:`says_walking`, as :meth:`QueryReader.read` decides)."""
+    :func:`names_something` and :func:`says_walking`, its words' own readings with
+    ``encode``, as :meth:`QueryReader.read` decides)."""
     log_probs = reader.group_log_probabilities(text_vectors)
     near = reader.novelty_ok(text_vectors, log_probs)
     if texts is not None:
@@ -567,10 +591,17 @@ def _grounded(
     terms = reader._all_terms(log_probs, near)
     if texts is None:
         return np.array([bool(ts) for ts in terms], dtype=bool)
-    return np.array(
-        [bool(ts) and says_walking(t, ts) for t, ts in zip(texts, terms, strict=True)],
-        dtype=bool,
-    )
+    alone: Callable[[str, Term], float] | None = None
+    words = sorted({w for t, ts in zip(texts, terms, strict=True) if ts for w in content_words(t)})
+    if encode is not None and words:
+        row_of = {w: i for i, w in enumerate(words)}
+        probs = reader.group_probabilities(encode(words)).flat
+
+        def alone(word: str, term: Term) -> float:
+            return float(probs[row_of[word], reader._column(term)])
+
+    grounded = [bool(ts) and says_walking(t, ts, alone) for t, ts in zip(texts, terms, strict=True)]
+    return np.array(grounded, dtype=bool)
 
 
 BANK_FILE = "understanding.safetensors"
@@ -785,7 +816,7 @@ def understanding_report(
         p, right = term_outcomes(reader, vectors, codes)
         conf = reader.confidence(p)
         named = (codes >= 0).sum()
-        grounded = _grounded(reader, vectors, [str(q["query"]) for q in walking])
+        grounded = _grounded(reader, vectors, [str(q["query"]) for q in walking], encode)
         families = np.array([str(q.get("family", "phrasing")) for q in walking])
         out.update(
             walking_grounded=float(grounded.mean()),
@@ -801,7 +832,7 @@ def understanding_report(
         )
     if offtopic:
         vectors = encode(list(offtopic))
-        grounded = _grounded(reader, vectors, offtopic)
+        grounded = _grounded(reader, vectors, offtopic, encode)
         out.update(
             offtopic_not_grounded=float(1 - grounded.mean()),
             n_offtopic=len(offtopic),

@@ -61,20 +61,30 @@ def test_partly_understood_query_reports_what_it_ignored(reader, text_encoder) -
     assert set(d["terms"][0]) == {"name", "value", "confidence", "kind"}
 
 
-def test_says_walking_needs_a_marked_value_or_a_walking_word() -> None:
+def test_says_walking_needs_a_marked_value_a_walking_word_or_a_word_for_the_value() -> None:
     neutral = [Term("emotion", "neutral", 0.8)]
     assert not says_walking("a calm looking individual", neutral)
     assert says_walking("a calm individual strolling", neutral)
     assert says_walking("a calm individual", [*neutral, Term("age", "elderly", 0.9)])
     assert says_walking("Someone JOGGING", [Term("style", "none", 0.6)])
+    assert says_walking("a calm individual", neutral, lambda w, t: 0.99 if w == "calm" else 0.0)
+    assert not says_walking("a calm individual", neutral, lambda w, t: 0.9)
 
 
 def test_unmarked_reading_alone_is_not_grounded(reader, text_encoder) -> None:
-    # The head reads "nothing in hand" as carrying "nothing": a walk needs more than that.
-    texts = ["a person with nothing in hand", "a person walking with nothing in hand"]
-    alone, walking = _read(reader, text_encoder, texts)
-    assert not alone.grounded and alone.terms == [] and "nothing" in alone.ignored
-    assert walking.grounded and {t.value for t in walking.terms} >= {"nothing"}
+    # Read as emotion / posture "neutral" / "normal" only, with no word that says so alone.
+    texts = ["a moody person", "someone doing yoga", "a moody person strolling"]
+    moody, yoga, strolling = _read(reader, text_encoder, texts)
+    assert not moody.grounded and moody.terms == [] and "moody" in moody.ignored
+    assert not yoga.grounded and "yoga" in yoga.ignored
+    assert strolling.grounded
+
+
+def test_a_word_for_an_unmarked_value_grounds_it(reader, text_encoder) -> None:
+    texts = ["a person with an average build", "a person with normal posture"]
+    build, posture = _read(reader, text_encoder, texts)
+    assert build.grounded and ("build", "average") in {(t.name, t.value) for t in build.terms}
+    assert posture.grounded and ("posture", "normal") in {(t.name, t.value) for t in posture.terms}
 
 
 def test_restrict_zeroes_what_was_not_understood(shipped, reader, text_encoder) -> None:
