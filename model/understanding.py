@@ -747,6 +747,14 @@ def fit_understanding(
     reader = QueryReader.for_model(model)
     reader.bank = bank
     entry = calibrate_score(reader, vectors, val)
+    # The same validation texts as the service reads them (with says_walking's rule, which
+    # only ever refuses more than the score does).
+    walking = np.array([k == "walking" for k in val.kinds])
+    read = _grounded(reader, vectors, val.texts, encode)
+    entry["validation"]["as_read"] = {
+        "walking_grounded": float(read[walking].mean()),
+        "negatives_not_grounded": float(1.0 - read[~walking].mean()),
+    }
     kinds: dict[str, int] = {}
     for k in train.kinds:
         kinds[k] = kinds.get(k, 0) + 1

@@ -118,6 +118,9 @@ def test_lean_checkpoint_serves_a_query_end_to_end(static_dir, small_fit, tmp_pa
     assert lean.config.text_encoder.name == str(static_dir)
     assert lean.config.encoder.text_dim == 32 and lean.search_space.text_dim == 32
     assert lean.config.understanding and "threshold" in lean.config.understanding
+    val = lean.config.understanding["validation"]  # the reading's rule only refuses more
+    assert val["as_read"]["walking_grounded"] <= val["walking_grounded"] + 1e-9
+    assert val["as_read"]["negatives_not_grounded"] >= val["negatives_not_grounded"] - 1e-9
     assert lean.config.training["lean"]["source"]["fingerprint"] == summary["source"]["fingerprint"]
 
     gallery = write_gallery(tmp_path / "gallery", count=20)
