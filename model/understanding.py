@@ -10,7 +10,8 @@ into an :class:`Understanding`:
   captions (``understanding.safetensors``) — reaches ``threshold``, and it has a content
   word (a text of stop and framing words only, "walking", names nothing), and
   :func:`says_walking`: a text read only as unmarked values ("neutral", "none", "normal")
-  must also say it is about walking. The weight and the
+  must also say it is about walking, or have a word that alone reads as that value
+  ("average build"). The weight and the
   threshold are chosen on validation data: best balanced accuracy of held-out-family walking
   queries grounded vs generated negatives not grounded, negatives drawn from word lists the
   training negatives never use (:class:`gaitsearch.model.negatives.PartRandom`).
