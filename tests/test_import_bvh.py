@@ -319,6 +319,17 @@ def test_real_walks_split_is_by_clip() -> None:
     assert {"pace", "emotion", "step"} <= families
 
 
+def test_real_walks_added_subjects_are_split_by_subject() -> None:
+    """The CMU subjects added after 07/08 are each wholly train or wholly test, and the test
+    side has normal walks of subjects never seen in train."""
+    split = json.loads((ROOT / "datasets" / "real_walks" / "split.json").read_text())
+    side = {c: "train" for c in split["train"]} | {c: "test" for c in split["test"]}
+    added = {"02", "05", "06", "10", "12"}
+    sides = {s: {v for c, v in side.items() if c.split("_")[0] == s} for s in added}
+    assert all(len(v) == 1 for v in sides.values()), sides
+    assert {s for s, v in sides.items() if v == {"test"}} >= {"02", "12"}
+
+
 def test_joint_map_cmu_asf_names() -> None:
     """The CMU conversion that keeps the ASF bone names (LeftHip/LeftKnee/LeftAnkle, a
     LeftCollar clavicle before LeftShoulder, lhand at the wrist) maps onto the limbs."""
