@@ -22,6 +22,7 @@ Relevance for ``retrieval`` comes only from the queries file.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,13 +128,22 @@ def embed_gallery(
     return EmbeddedGallery([r.id for r in kept], kept, vecs)
 
 
+@functools.lru_cache(maxsize=8)
+def _tie_order(n: int) -> np.ndarray:
+    """A fixed pseudo-random order of ``n`` columns, to break ties in rankings."""
+    return np.random.default_rng([n, 7919]).permutation(n)
+
+
 def _relevant_ranks(row: np.ndarray, relevant: Sequence[int]) -> np.ndarray:
-    """Sorted 1-based ranks of the ``relevant`` columns in the ranking by descending ``row``
-    (stable: ties keep column order)."""
+    """Sorted 1-based ranks of the ``relevant`` columns in the ranking by descending ``row``.
+
+    Ties are broken in a fixed pseudo-random column order, not in column order: a query that
+    is not grounded scores every item 0, and ranking those by gallery order (clip order on
+    an imported gallery) would credit it with whatever sits first."""
     rel_idx = np.asarray(sorted(set(relevant)), dtype=np.int64)
     if rel_idx.size == 0:
         return rel_idx
-    order = np.argsort(-row, kind="stable")
+    order = np.lexsort((_tie_order(len(row)), -np.asarray(row)))
     positions = np.empty(len(row), dtype=np.int64)
     positions[order] = np.arange(1, len(row) + 1)
     return np.sort(positions[rel_idx])

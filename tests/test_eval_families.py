@@ -146,3 +146,17 @@ def test_generated_negatives_never_name_a_new_value() -> None:
     texts += [clutter_phrase(rng) for _ in range(500)]
     hits = [t for t in texts if pattern.search(t.lower())]
     assert not hits, hits[:5]
+
+
+def test_ties_are_not_broken_in_gallery_order() -> None:
+    """A query that is not grounded scores every walk 0: its relevant walks must rank like a
+    random pick, even when they are the gallery's first columns (an imported gallery is in
+    clip order)."""
+    n, rel = 1000, list(range(20))
+    flat = ranking_metrics(np.zeros((1, n)), [rel])
+    assert flat["map"] < 0.1  # column order would give 1.0; chance is about 0.02
+    assert flat == ranking_metrics(np.zeros((1, n)), [rel])  # deterministic
+    scores = np.zeros((1, n))
+    scores[0, rel] = 1.0  # distinct scores still rank as they say
+    assert ranking_metrics(scores, [rel])["map"] == 1.0
+    assert average_precisions(np.zeros((1, n)), [rel])[0] == flat["map"]
