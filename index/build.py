@@ -173,7 +173,9 @@ def _embed(
                 advance,
                 precision=precision,
             )
-        bar.update(task, completed=total)
+        # The total was an upper bound (metadata lines); end on the number really embedded.
+        done = int(bar.tasks[0].completed)
+        bar.update(task, total=done, completed=done)
 
 
 def write_vectors(index: Any, path: Path) -> None:
