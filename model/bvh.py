@@ -6,8 +6,9 @@ Mixamo-like skeletons; nose, eyes and ears are placed on the head with a forward
 the 3D joints are seen by orthographic cameras at the front, oblique and side of the walking
 direction (estimated per window from the root trajectory, so 'side' is side-on even when the
 subject turns between windows). The up axis (y or z) comes from the hierarchy. Frames are
-resampled to ``fps`` and cut into fixed-length windows with a stride; each window records its
-source clip id (``clip``) and its view, so evaluation can split by clip.
+resampled to ``fps`` (after dropping the calibration pose a take may open on: leading frames
+that jump faster than a body moves) and cut into fixed-length windows with a stride; each
+window records its source clip id (``clip``) and its view, so evaluation can split by clip.
 
 Labels come from a small table the user gives (CSV rows ``file,attribute=value,...`` or a JSON
 object ``{file: {attribute: value}}``). Pairs that name a gaitsearch attribute group and value
@@ -395,6 +396,31 @@ def _facing(left: np.ndarray, up: np.ndarray) -> np.ndarray:
     return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-9)
 
 
+# A leading frame whose joints jump faster than this (statures per second, about 10 m/s) and
+# than JUMP_RATIO times the clip's median frame-to-frame joint speed is a calibration pose,
+# not motion: many motion-capture takes (CMU's among them) open on a T-pose blended into the
+# first frames of the walk in a few hundredths of a second.
+JUMP_SPEED, JUMP_RATIO = 6.0, 3.0
+
+
+def leading_jumps(joints: np.ndarray, up: np.ndarray, fps: float) -> int:
+    """How many leading frames (within the first second) jump to the next frame faster than a
+    body moves (:data:`JUMP_SPEED`, :data:`JUMP_RATIO`): the calibration pose a take opens on."""
+    n = joints.shape[0]
+    if n < 3:
+        return 0
+    ankles = 0.5 * (joints[:, J["l_ankle"]] + joints[:, J["r_ankle"]])
+    stature = float(np.median((joints[:, J["neck"]] - ankles) @ up)) / 0.78
+    if not np.isfinite(stature) or stature <= 0:
+        return 0
+    speed = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=-1) * fps / stature
+    limit = max(JUMP_SPEED, JUMP_RATIO * float(np.median(speed)))
+    drop = 0
+    while drop < min(len(speed) - 1, int(fps)) and speed[drop] > limit:
+        drop += 1
+    return drop
+
+
 def resample(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
     """Linear interpolation of ``(F, ...)`` frames from ``src_fps`` to ``dst_fps``."""
     n = x.shape[0]
@@ -532,6 +558,7 @@ class BvhImportReport(GalleryReport):
     clips: int = 0
     windows_per_clip: dict[str, int] = field(default_factory=dict)
     turning_windows: int = 0
+    opening_frames: int = 0  # calibration-pose frames dropped at the start of takes
 
 
 def _turn_degrees(joints: np.ndarray, up: np.ndarray) -> float:
@@ -631,6 +658,8 @@ def _import_one(
         raise BvhError(f"{path}: no row for {clip!r} in the label table")
     bvh = read_bvh(path)
     joints, up = openpose_3d(bvh)
+    opening = leading_jumps(joints, up, bvh.fps)
+    joints = joints[opening:]
     joints = resample(joints, bvh.fps, fps)
     starts = windows(joints.shape[0], window, stride)
     if not starts:
@@ -645,6 +674,7 @@ def _import_one(
             f"(within {max_turn:g} degrees)"
         )
     report.turning_windows += len(starts) - len(straight)
+    report.opening_frames += opening
     starts = straight
     if max_windows and len(starts) > max_windows:  # evenly spread over the clip
         starts = [starts[int(k)] for k in np.linspace(0, len(starts) - 1, max_windows)]

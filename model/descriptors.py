@@ -22,7 +22,7 @@ How (docs/descriptors.md explains each step and has the validation):
 - **Cadence** is the frequency of the left-minus-right ankle and knee separation (the
   stride frequency, visible in every view), found by least-squares sinusoid fits over a
   frequency grid to the separation and to its swap-blind square; weak periodicity, a frozen
-  skeleton or under 1.5 gait cycles give NaN.
+  skeleton or under 1.5 gait cycles (1.2 with a strong periodicity) give NaN.
 - **Gait-cycle amplitudes** (arm swing, foot clearance, bounce, sway, asymmetry) come from a
   fit of 4 harmonics of that frequency plus a quadratic trend to each signal: a low-pass at
   the gait's own harmonics that ignores detector jitter and perspective drift.
@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from gaitsearch.model.skeleton import J
@@ -97,6 +98,9 @@ MIN_FRAMES = 16
 MAX_FRAMES = 300  # longer clips are measured on their middle 300 frames (10-12 s)
 FRAME_QUANTUM = 16  # clips are measured on their middle multiple of this many frames
 MIN_CYCLES = 1.5  # gait cycles a clip needs for the cycle descriptors (fewer: octave errors)
+# ... unless its periodicity is strong: from MIN_SHORT_CYCLES up, a clip whose stride sinusoid
+# scores at least MIN_SHORT_PERIODICITY is kept (a slow walk in a 2-s window: see docs)
+MIN_SHORT_CYCLES, MIN_SHORT_PERIODICITY = 1.2, 200.0
 MIN_ANKLE_SWING = 0.015  # ankle fundamental (body heights) below which asymmetry is NaN
 FULL_ANKLE_SWING = 0.05  # ... and below which its ratios are weighed down
 MIN_FPS = 8.0  # below it the step frequency (up to 3.6 Hz) aliases: no cycle descriptors
@@ -579,11 +583,22 @@ def _analyse(keypoints: np.ndarray, fps: float) -> _Walk | None:
         or fps < MIN_FPS
         or periodicity < MIN_PERIODICITY
         or amplitude < MIN_SEPARATION
-        or f * t[-1] < MIN_CYCLES
+        or not enough_cycles(f * t[-1], periodicity)
     ):
         f = float("nan")
     view = _view_class(cos_az, abs(travel) / f if np.isfinite(f) else float("nan"))
     return _Walk(xy, h, u, pelvis, t, cos_az, travel, f, view)
+
+
+def enough_cycles(cycles: Any, periodicity: Any) -> Any:
+    """Whether a clip holds enough gait cycles for the cycle descriptors (arrays or scalars):
+    :data:`MIN_CYCLES`, or :data:`MIN_SHORT_CYCLES` with a periodicity of at least
+    :data:`MIN_SHORT_PERIODICITY`. On synthetic 40-56-frame clips (detector, noisy and swapped
+    variants) the cadences kept between 1.2 and 1.5 cycles this way are off by over 10
+    steps/min in 1.8% of clips, against 6.4% for those kept at 1.5 cycles or more."""
+    return (cycles >= MIN_CYCLES) | (
+        (cycles >= MIN_SHORT_CYCLES) & (periodicity >= MIN_SHORT_PERIODICITY)
+    )
 
 
 def view_of(keypoints: np.ndarray, fps: float = 25.0) -> str:

@@ -267,7 +267,7 @@ def _measure_group(arr: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]
         & (fps >= D.MIN_FPS)
         & (periodicity >= D.MIN_PERIODICITY)
         & (amplitude >= D.MIN_SEPARATION)
-        & (f * t[-1] >= D.MIN_CYCLES)
+        & D.enough_cycles(f * t[-1], periodicity)
     )
     f = np.where(gait, f, np.nan)
 

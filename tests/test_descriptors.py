@@ -313,3 +313,25 @@ def test_batched_measurement_equals_the_walk_by_walk_one(
     cut = np.stack([B._cut(s) for s in seqs[:16]])
     _, batched = B._measure_group(cut, FPS)
     assert batched.mean() >= 0.75
+
+
+def test_a_slow_walk_in_a_two_second_window_gets_its_cadence_when_periodic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A slow walk holds fewer than 1.5 gait cycles in 48 frames (1.9 s) at 25
+    # fps; a clean periodic separation still gives its cadence, and the batch path agrees.
+    params, seqs = _walkers(24, "slow", frames=48, seed=21)
+    cycles = params.cadence / 120 * 47 / FPS
+    assert (cycles < D.MIN_CYCLES).sum() >= 8
+    got = D.measure_many(seqs, FPS)
+    cad = got[:, COL["cadence"]]
+    short = cycles < D.MIN_CYCLES
+    assert np.isfinite(cad[short]).sum() >= 4
+    ok = np.isfinite(cad)
+    assert np.abs(cad[ok] - params.cadence[ok]).max() < 6.0
+    assert np.isfinite(got[ok, COL["stride"]]).all()
+    np.testing.assert_array_equal(np.stack([D.measure(s, FPS) for s in seqs]), got)
+    # without the periodicity clause fewer of the same short clips have one
+    monkeypatch.setattr(D, "MIN_SHORT_PERIODICITY", np.inf)
+    again = D.measure_many(seqs, FPS)[:, COL["cadence"]]
+    assert np.isfinite(again[short]).sum() <= np.isfinite(cad[short]).sum() - 3

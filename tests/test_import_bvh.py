@@ -360,3 +360,30 @@ def test_cmu_style_label_table_names_one_known_value_per_trial() -> None:
         assert labels.get("cmu"), name
         subjects.add(name.split("_")[0])
     assert len(subjects) >= 10
+
+
+def test_a_calibration_pose_at_the_start_of_a_take_is_dropped(tmp_path: Path) -> None:
+    # Motion-capture takes (CMU's) often open on a T-pose blended into the walk within a few
+    # frames; those frames jump faster than a body moves and must not reach the windows.
+    plain = walk_bvh()
+    head, motion = plain.split("Frame Time: 0.016667\n")
+    first = motion.splitlines()[0].split()
+    opening = []
+    for z in (-90.0, -60.0, -30.0):  # the pose 30 cm apart per 1/60 s: 10 statures/s
+        row = ["0.0", "95.0", f"{z}", *["0.0"] * (len(first) - 3)]
+        opening.append(" ".join(row))
+    prefixed = (
+        head.replace("Frames: 240", "Frames: 243")
+        + "Frame Time: 0.016667\n"
+        + "\n".join(opening)
+        + "\n"
+        + motion
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    report, meta, arrays = _import(tmp_path / "a", {"w.bvh": prefixed}, window=48, stride=16)
+    base, base_meta, base_arrays = _import(tmp_path / "b", {"w.bvh": plain}, window=48, stride=16)
+    assert report.opening_frames == 3 and base.opening_frames == 0
+    assert [m["id"] for m in meta] == [m["id"] for m in base_meta]
+    for key, arr in arrays.items():
+        np.testing.assert_array_equal(arr, base_arrays[key])
