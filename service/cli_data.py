@@ -179,6 +179,7 @@ def register_import(import_app: typer.Typer) -> None:
         typer.echo(
             json.dumps(
                 {"out": str(out), "clips": report.clips, "windows": report.ok,
-                 "skipped": report.skipped}
+                 "skipped": report.skipped, "turning_windows": report.turning_windows,
+                 "opening_frames_dropped": report.opening_frames}
             )
         )  # fmt: skip

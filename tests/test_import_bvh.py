@@ -298,6 +298,7 @@ def test_cli_help_and_good_import(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["clips"] == 1 and summary["skipped"] == 1 and summary["windows"] >= 1
+    assert summary["opening_frames_dropped"] == 0 and summary["turning_windows"] >= 0
     from gaitsearch.model.gallery import read_metadata
 
     assert all(r.attributes["view"] == "side" for r in read_metadata(out, strict=True))
