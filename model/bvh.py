@@ -545,9 +545,13 @@ _WORDS = {
 }  # fmt: skip
 
 
+_SEEN = {"front": "seen from the front", "back": "seen from behind",
+         "side": "seen from the side", "oblique": "seen at an angle"}  # fmt: skip
+
+
 def caption(attrs: Mapping[str, Any], view: str) -> str:
     words = [w for (g, v), w in _WORDS.items() if attrs.get(g) == v]
-    return " ".join(["A person walking", *words, f"seen from the {view}."])
+    return " ".join(["A person walking", *words, f"{_SEEN.get(view, 'seen from the ' + view)}."])
 
 
 # ---------------------------------------------------------------------------- import

@@ -212,6 +212,9 @@ def test_views_windows_and_pixels(tmp_path: Path, up_z: bool, heading: float) ->
     assert report.clips == 1 and report.ok == 12
     assert sorted({m["view"] for m in meta}) == ["front", "oblique", "side"]
     assert all(m["clip"] == "w" and m["attributes"]["view"] == m["view"] for m in meta)
+    seen = {m["view"]: m["description"] for m in meta}
+    assert seen["oblique"] == "A person walking seen at an angle."
+    assert seen["side"] == "A person walking seen from the side."
     for m in meta:
         a = arrays[m["id"]]
         assert a.shape == (48, 18, 3) and a.dtype == np.float32
