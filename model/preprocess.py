@@ -3,7 +3,8 @@
 Steps: normalise (centre on the pelvis, scale by body height so camera distance does not
 matter, zero out missing joints), resample in time to a fixed rate and number of frames
 (random window for training, centred window for evaluation; shorter sequences are padded and
-masked), and training augmentations (left/right flip that swaps joints, joint dropout).
+masked), and training augmentations (left/right flip that swaps joints, joint dropout, body
+widths: hip and shoulder separations scaled about their midpoints).
 """
 
 from __future__ import annotations
@@ -124,6 +125,29 @@ def flip_lr(seq: np.ndarray) -> np.ndarray:
     return out
 
 
+# Ranges of the body-width augmentation (factors, log-uniform): the walker's hip keypoints are
+# 0.063 of stature apart and its shoulders 0.137; motion-capture joint centres put the hips at
+# about 0.107 and some skeletons the shoulders at 0.21 (docs/real-clips.md).
+HIP_WIDTH_RANGE = (0.8, 2.0)
+SHOULDER_WIDTH_RANGE = (0.85, 1.6)
+_PAIRS = ((J["l_hip"], J["r_hip"], HIP_WIDTH_RANGE),
+          (J["l_shoulder"], J["r_shoulder"], SHOULDER_WIDTH_RANGE))  # fmt: skip
+
+
+def vary_widths(seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scale the hip and the shoulder separation of a normalised ``(T, 18, 3)`` sequence about
+    their midpoints by random factors (one per pair, whole sequence): skeletons differ in where
+    they put these joints, so widths must not decide what the encoder recognises."""
+    out = seq.copy()
+    for a, b, (lo, hi) in _PAIRS:
+        both = (out[:, a, 2] > 0) & (out[:, b, 2] > 0)
+        f = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        mid = 0.5 * (out[both, a, :2] + out[both, b, :2])
+        out[both, a, :2] = mid + f * (out[both, a, :2] - mid)
+        out[both, b, :2] = mid + f * (out[both, b, :2] - mid)
+    return out
+
+
 def joint_dropout(seq: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
     """Zero each joint (whole track) with probability ``p``, as a detector miss would."""
     if p <= 0:
@@ -189,6 +213,7 @@ def prepare_batch(
     rng: np.random.Generator | None = None,
     flip_p: float = 0.0,
     dropout_p: float = 0.0,
+    widths_p: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Model input ``(B, n_frames, 54)`` float32 and valid mask ``(B, n_frames)`` bool.
 
@@ -211,6 +236,8 @@ def prepare_batch(
         if rng is not None:
             if flip_p > 0 and rng.random() < flip_p:
                 frames = flip_lr(frames)
+            if widths_p > 0 and rng.random() < widths_p:
+                frames = vary_widths(frames, rng)
             frames = joint_dropout(frames, dropout_p, rng)
         frames[~mask] = 0.0
         batch[i] = frames.reshape(config.n_frames, -1)

@@ -234,6 +234,7 @@ def train(
             rng=rng,
             flip_p=cfg.flip_p,
             dropout_p=cfg.dropout_p,
+            widths_p=cfg.widths_p,
         )
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(done, step, cfg.warmup_steps)

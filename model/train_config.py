@@ -63,6 +63,12 @@ class TrainConfig(BaseModel):
     dropout_p: float = Field(
         default=0.05, ge=0, le=1, description="Probability of dropping each joint (augmentation)."
     )
+    widths_p: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Probability of scaling a sequence's hip and shoulder widths (augmentation).",
+    )
     temperature: float = Field(
         default=0.07,
         gt=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import walking_like
+from gaitsearch.model import preprocess as P
 from gaitsearch.model.preprocess import (
     PreprocessConfig,
     body_height,
@@ -13,6 +14,7 @@ from gaitsearch.model.preprocess import (
     normalise,
     prepare_batch,
     resample,
+    vary_widths,
 )
 from gaitsearch.model.skeleton import FLIP_PERMUTATION, J
 from hypothesis import given, settings
@@ -205,3 +207,42 @@ def test_batched_inference_preprocessing_equals_the_per_walk_path():
         frames[~m] = 0.0
         assert np.array_equal(mask[i], m)
         assert np.array_equal(x[i], frames.reshape(config.n_frames, -1)), i
+
+
+@fast
+@given(seed=seeds, missing=st.sampled_from([0.0, 0.2]))
+def test_vary_widths_scales_hips_and_shoulders_about_their_midpoints(
+    seed: int, missing: float
+) -> None:
+    seq = normalise(_sequence(seed, missing=missing))
+    out = vary_widths(seq, np.random.default_rng(seed))
+    paired = (J["l_hip"], J["r_hip"], J["l_shoulder"], J["r_shoulder"])
+    others = [j for j in range(seq.shape[1]) if j not in paired]
+    np.testing.assert_array_equal(out[:, others], seq[:, others])
+    np.testing.assert_array_equal(out[..., 2], seq[..., 2])
+    for a, b, (lo, hi) in (("l_hip", "r_hip", P.HIP_WIDTH_RANGE),
+                           ("l_shoulder", "r_shoulder", P.SHOULDER_WIDTH_RANGE)):  # fmt: skip
+        a, b = J[a], J[b]
+        both = (seq[:, a, 2] > 0) & (seq[:, b, 2] > 0)
+        np.testing.assert_array_equal(out[~both][:, [a, b]], seq[~both][:, [a, b]])
+        if not both.any():
+            continue
+        np.testing.assert_allclose(
+            out[both, a, :2] + out[both, b, :2], seq[both, a, :2] + seq[both, b, :2], atol=1e-5
+        )
+        sep_in = np.linalg.norm(seq[both, a, :2] - seq[both, b, :2], axis=-1)
+        sep_out = np.linalg.norm(out[both, a, :2] - out[both, b, :2], axis=-1)
+        ok = sep_in > 1e-3
+        ratio = sep_out[ok] / sep_in[ok]
+        assert np.ptp(ratio) < 1e-3  # one factor for the whole sequence
+        assert lo - 1e-4 <= ratio.mean() <= hi + 1e-4
+
+
+def test_widths_augmentation_only_in_training_and_only_when_asked() -> None:
+    seqs = [_sequence(11, frames=40), _sequence(12, frames=40)]
+    config = PreprocessConfig(n_frames=16, target_fps=12.5)
+    plain = prepare_batch(seqs, [25.0, 25.0], config, rng=np.random.default_rng(3))[0]
+    again = prepare_batch(seqs, [25.0, 25.0], config, rng=np.random.default_rng(3), widths_p=0.0)
+    np.testing.assert_array_equal(plain, again[0])
+    varied = prepare_batch(seqs, [25.0, 25.0], config, rng=np.random.default_rng(3), widths_p=1.0)
+    assert not np.array_equal(plain, varied[0])
